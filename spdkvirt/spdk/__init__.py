@@ -1,0 +1,1 @@
+"""The only code that knows SPDK's wire: client, typed methods, error mapping, simulator."""

@@ -1,0 +1,16 @@
+"""Imports every simulator module so that its RPC handlers and examiners register."""
+
+from __future__ import annotations
+
+import importlib
+
+MODULES = (
+    "framework",
+    "faults",
+    "malloc",
+)
+
+
+def load_all() -> None:
+    for name in MODULES:
+        importlib.import_module(f"{__package__}.{name}")
