@@ -8,6 +8,16 @@ MODULES = (
     "framework",
     "faults",
     "malloc",
+    "aio",
+    "raid",
+    "lvol",
+    "error_bdev",
+    "iostat",
+    "config",
+    "nvmf",
+    "nvme_tcp",
+    "nvme",
+    "iscsi",
 )
 
 

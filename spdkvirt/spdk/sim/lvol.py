@@ -1,0 +1,3 @@
+"""Logical volumes: lvstores and lvols, with their metadata kept on the base bdev."""
+
+from __future__ import annotations
