@@ -170,11 +170,11 @@ class Comparer:
             self.diff(path, f"extra keys {extra}")
         before = self.umap.clone()
         scalar_mismatch = False
-        for k in rec:
+        for k, value in rec.items():
             if k in act:
                 n = len(self.diffs)
-                self.compare(rec[k], act[k], (*path, k))
-                scalar_mismatch |= len(self.diffs) > n and not isinstance(rec[k], dict | list)
+                self.compare(value, act[k], (*path, k))
+                scalar_mismatch |= len(self.diffs) > n and not isinstance(value, dict | list)
         if scalar_mismatch:
             self.umap.adopt(before)
 

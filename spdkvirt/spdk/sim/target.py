@@ -32,7 +32,7 @@ class Target:
         st = self._states.get(cls)
         if st is None:
             st = self._states[cls] = cls()
-        return st  # type: ignore[no-any-return]
+        return st
 
     # ---- lookup ---------------------------------------------------------------------------
     def find_bdev(self, name: str) -> Bdev | None:
