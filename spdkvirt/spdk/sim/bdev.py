@@ -11,7 +11,7 @@ import copy
 import uuid as uuidlib
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from .errors import EIO, EPERM, errno_error
+from .errors import EIO, EPERM, RpcError, errno_error
 
 if TYPE_CHECKING:
     from .target import Target
@@ -121,13 +121,21 @@ class Bdev:
     # ---- data path ------------------------------------------------------------------------
     async def read(self, offset: int, length: int) -> bytes:
         self._check_io(offset, length)
-        data = await self.do_read(offset, length)
+        try:
+            data = await self.do_read(offset, length)
+        except RpcError as err:
+            self.stats.count_error(getattr(err, "io_status", "failed"))
+            raise
         self.stats.count_read(length, self.block_size)
         return data
 
     async def write(self, offset: int, data: bytes) -> None:
         self._check_io(offset, len(data))
-        await self.do_write(offset, data)
+        try:
+            await self.do_write(offset, data)
+        except RpcError as err:
+            self.stats.count_error(getattr(err, "io_status", "failed"))
+            raise
         self.stats.count_write(len(data), self.block_size)
 
     def _check_io(self, offset: int, length: int) -> None:
@@ -218,6 +226,7 @@ class IoStats:
         self.num_unmap_ops = 0
         self.bytes_copied = 0
         self.num_copy_ops = 0
+        self.io_error: dict[str, int] = {}  # I/O status name ("failed", "nvme_error"...) -> count
 
     def count_read(self, length: int, block_size: int) -> None:
         self.bytes_read += length
@@ -226,6 +235,9 @@ class IoStats:
     def count_write(self, length: int, block_size: int) -> None:
         self.bytes_written += length
         self.num_write_ops += 1
+
+    def count_error(self, status: str) -> None:
+        self.io_error[status] = self.io_error.get(status, 0) + 1
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
