@@ -387,10 +387,12 @@ def nvmf_namespace_state(sub: Any, nsid: int) -> Any:
 
 
 async def nvmf_section(target: Target) -> Section:
+    tgt = next((st for st in state_of_class(target, "nvmf") if hasattr(st, "subsystems")), None)
+    crdt = list(attr(tgt, (0, 0, 0), "crdt"))
     out: Section = [
         call("nvmf_set_config", dict(NVMF_CONFIG)),
-        call("nvmf_set_max_subsystems", {"max_subsystems": 1024}),
-        call("nvmf_set_crdt", {"crdt1": 0, "crdt2": 0, "crdt3": 0}),
+        call("nvmf_set_max_subsystems", {"max_subsystems": attr(tgt, 1024, "max_subsystems")}),
+        call("nvmf_set_crdt", {"crdt1": crdt[0], "crdt2": crdt[1], "crdt3": crdt[2]}),
     ]
     for transport in await query(target, "nvmf_get_transports") or []:
         out.append(call("nvmf_create_transport", dict(transport)))
@@ -450,14 +452,17 @@ async def nvmf_section(target: Target) -> Section:
                 ns_hosts.append(call("nvmf_ns_add_host", {"nqn": nqn, "nsid": ns["nsid"], "host": host_nqn}))
     for sub in subsystems:
         st = nvmf_subsystem_state(target, sub["nqn"])
-        for addr in sub.get("listen_addresses", []):
+        known = attr(st, [], "listeners")
+        for i, addr in enumerate(sub.get("listen_addresses", [])):
+            li = known[i] if isinstance(known, list) and len(known) == len(sub["listen_addresses"]) else None
             lp: dict[str, Any] = {
                 "nqn": sub["nqn"],
                 "listen_address": {k: addr[k] for k in ("trtype", "adrfam", "traddr", "trsvcid") if k in addr},
-                "secure_channel": bool(addr.get("secure_channel", False)),
+                "secure_channel": bool(attr(li, False, "secure_channel")),
             }
-            if addr.get("sock_impl"):
-                lp["sock_impl"] = addr["sock_impl"]
+            sock_impl = attr(li, None, "sock_impl")
+            if sock_impl:
+                lp["sock_impl"] = sock_impl
             listeners.append(call("nvmf_subsystem_add_listener", lp))
     out.extend([creates, hosts, namespaces, ns_hosts, listeners])
     return out
