@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import uuid as uuidlib
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .errors import EIO, EPERM, RpcError, errno_error
@@ -37,9 +38,14 @@ def io_types(**enabled: bool) -> dict[str, bool]:
 
 
 class BdevUser(Protocol):
-    """Something that holds a claim on (or has opened) a bdev and must hear of its removal."""
+    """Something that holds a claim on (or has opened) a bdev and must hear of its removal.
 
-    def base_removed(self, bdev: Bdev) -> None: ...
+    base_removed may return an awaitable: the bdev is unregistered only once it is done (as
+    SPDK completes an unregister only after every descriptor is closed). A user may also
+    define base_resized(bdev), called after the bdev's size changed.
+    """
+
+    def base_removed(self, bdev: Bdev) -> Awaitable[Any] | None: ...
 
 
 class Bdev:
@@ -166,6 +172,10 @@ class Bdev:
     def resize(self, num_blocks: int) -> None:
         self.num_blocks = num_blocks
         self.target.notify("bdev_resize", self.name)
+        for user in self.users():
+            resized = getattr(user, "base_resized", None)
+            if resized is not None:
+                resized(self)
 
     # ---- JSON -----------------------------------------------------------------------------
     def driver_specific(self) -> dict[str, Any]:
@@ -174,6 +184,10 @@ class Bdev:
     def memory_domains(self) -> list[dict[str, str]] | None:
         """None when the bdev reports no memory domains (the key is then omitted)."""
         return None
+
+    def stacked_memory_domains(self) -> list[dict[str, str]]:
+        """The memory domains a bdev stacked on this one (a raid) inherits from it."""
+        return list(self.memory_domains() or [])
 
     def layout(self) -> dict[str, int]:
         return {

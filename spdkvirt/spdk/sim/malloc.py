@@ -29,6 +29,11 @@ class MallocBdev(Bdev):
     async def do_write(self, offset: int, data: bytes) -> None:
         self.mem.write(offset, data)
 
+    def stacked_memory_domains(self) -> list[dict[str, str]]:
+        # malloc lists no domain types of its own but accepts every registered memory domain
+        # (the DMA and accel domains), which is what a raid over it reports.
+        return [{"dma_device_type": "DMA"}, {"dma_device_type": "ACCEL"}]
+
 
 class NullBdev(Bdev):
     product_name = "Null disk"

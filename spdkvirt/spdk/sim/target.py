@@ -91,7 +91,9 @@ class Target:
             return
         bdev.removed = True
         for user in bdev.users():
-            user.base_removed(bdev)
+            pending = user.base_removed(bdev)
+            if pending is not None:
+                await pending
         if self.bdevs.get(bdev.name) is bdev:
             del self.bdevs[bdev.name]
         await bdev.destruct()
