@@ -74,6 +74,7 @@ class Bdev:
         self.claim_type: str | None = None
         self.claimers: list[BdevUser] = []
         self.openers: list[BdevUser] = []
+        self.watchers: list[BdevUser] = []  # opened without an I/O channel (not "open" for QoS)
         self.qos: dict[str, int] = {
             "rw_ios_per_sec": 0, "rw_mbytes_per_sec": 0, "r_mbytes_per_sec": 0, "w_mbytes_per_sec": 0,
         }
@@ -113,13 +114,21 @@ class Bdev:
         if user in self.openers:
             self.openers.remove(user)
 
+    def watch(self, user: BdevUser) -> None:
+        """Open without an I/O channel (an iSCSI LUN before any login): hears of removal only."""
+        self.watchers.append(user)
+
+    def unwatch(self, user: BdevUser) -> None:
+        if user in self.watchers:
+            self.watchers.remove(user)
+
     @property
     def is_open(self) -> bool:
         return bool(self.openers or self.claimers)
 
     def users(self) -> list[BdevUser]:
         seen: list[BdevUser] = []
-        for u in [*self.claimers, *self.openers]:
+        for u in [*self.claimers, *self.openers, *self.watchers]:
             if u not in seen:
                 seen.append(u)
         return seen
@@ -167,6 +176,7 @@ class Bdev:
         self.claim_type = None
         self.claimers = []
         self.openers = []
+        self.watchers = []
         return self
 
     def resize(self, num_blocks: int) -> None:
