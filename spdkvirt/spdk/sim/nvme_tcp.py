@@ -9,30 +9,773 @@ Interface used by nvmf.py (the target side of NVMe-oF):
   connected initiators re-check what they may still see.
 - `controllers(target, nqn)` / `qpairs(target, nqn)`: connected hosts, in nvmf_subsystem_get_controllers /
   nvmf_subsystem_get_qpairs shape.
+
+Interface used by nvme.py (the initiator, bdev_nvme): `await connect(...)` returns a `HostConnection`
+carrying the controller data, the namespaces, `read`/`write` by nsid and a `lost` event.
+
+This wire only ever joins two simulator processes (a real SPDK speaks real NVMe/TCP). Each message
+is an 8-byte header (JSON length, payload length; big-endian u32), a JSON object and an optional
+binary payload. A controller is two TCP connections, as in NVMe/TCP: the admin queue (qid 0:
+connect, keep-alive, asynchronous events) and one I/O queue (qid 1: read/write by nsid, carried
+through the exported bdev's data path). A killed exporter resets both connections; a silent one is
+caught by the keep-alive timeout on either side.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .bdev import Bdev
+from .errors import RpcError, invalid_params
 from .target import Target
+
+_HEAD = struct.Struct(">II")
+_MAX_JSON = 1 << 20
+_MAX_DATA = 256 << 20
+
+FIRMWARE_REVISION = "26.05"
+VENDOR_ID = "0x8086"
+NVME_VERSION = "2.0"
+ANA_TRANSITION_TIME_SEC = 10
+DEFAULT_MAX_IO_SIZE = 131072
+POLL_GROUP_THREAD = "nvmf_tgt_poll_group_000"
+DEFAULT_KATO_MS = 10000
+
+# I/O completion statuses carried on the wire.
+OK = "ok"
+ANA_INACCESSIBLE = "ana_inaccessible"  # a path error: the host may retry on another path
+INVALID_NAMESPACE = "invalid_namespace"  # do not retry
+LBA_OUT_OF_RANGE = "lba_out_of_range"  # do not retry
+INTERNAL_ERROR = "internal_error"  # the exported bdev failed: retryable
+
+ANA_ACCESSIBLE = ("optimized", "non_optimized")
+
+
+class WireError(Exception):
+    """The connection broke or the peer spoke nonsense."""
+
+
+class ConnectRejected(Exception):
+    """The target refused the fabrics connect (unknown subsystem, host not allowed, no listener...)."""
+
+
+# ---- framing ------------------------------------------------------------------------------------
+def encode(msg: Mapping[str, Any], data: bytes = b"") -> bytes:
+    body = json.dumps(msg, separators=(",", ":")).encode()
+    return _HEAD.pack(len(body), len(data)) + body + data
+
+
+async def recv_msg(reader: asyncio.StreamReader) -> tuple[dict[str, Any], bytes]:
+    """One message; raises WireError on EOF, reset or a malformed frame."""
+    try:
+        head = await reader.readexactly(_HEAD.size)
+        jlen, dlen = _HEAD.unpack(head)
+        if jlen > _MAX_JSON or dlen > _MAX_DATA:
+            raise WireError("frame too large")
+        body = await reader.readexactly(jlen)
+        data = await reader.readexactly(dlen) if dlen else b""
+        msg = json.loads(body)
+    except (asyncio.IncompleteReadError, ConnectionError, OSError, ValueError) as e:
+        raise WireError(str(e)) from e
+    if not isinstance(msg, dict):
+        raise WireError("not an object")
+    return msg, data
+
+
+class _Sender:
+    """Writes whole messages on one connection, one at a time."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.lock = asyncio.Lock()
+        self.closed = False
+
+    async def send(self, msg: Mapping[str, Any], data: bytes = b"") -> None:
+        if self.closed:
+            raise WireError("closed")
+        async with self.lock:
+            try:
+                self.writer.write(encode(msg, data))
+                await self.writer.drain()
+            except (ConnectionError, OSError, RuntimeError) as e:
+                raise WireError(str(e)) from e
+
+    def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+    def peer(self) -> tuple[str, str]:
+        return _addr(self.writer.get_extra_info("peername"))
+
+    def local(self) -> tuple[str, str]:
+        return _addr(self.writer.get_extra_info("sockname"))
+
+
+def _addr(info: Any) -> tuple[str, str]:
+    if isinstance(info, tuple) and len(info) >= 2:
+        return str(info[0]), str(info[1])
+    return "", ""
+
+
+def _adrfam(traddr: str) -> str:
+    return "IPv6" if ":" in traddr else "IPv4"
+
+
+def _trid(traddr: str, trsvcid: str) -> dict[str, str]:
+    return {"trtype": "TCP", "adrfam": _adrfam(traddr), "traddr": traddr, "trsvcid": trsvcid}
+
+
+# ---- what a controller reports --------------------------------------------------------------------
+@dataclass(frozen=True)
+class NsData:
+    """Identify-namespace data as the host sees it through one listener."""
+
+    nsid: int
+    nguid: str  # 32 upper-case hex digits, all zeros when the namespace has none
+    uuid: str | None
+    anagrpid: int
+    ana_state: str
+    block_size: int
+    num_blocks: int
+    write_granularity: int  # preferred sizes and alignments, in blocks (1-based)
+    write_alignment: int
+    unmap_granularity: int
+    unmap_alignment: int
+    optimal_write_size: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> NsData:
+        return cls(**{f.name: obj[f.name] for f in fields(cls)})
+
+    def same_namespace(self, other: NsData) -> bool:
+        """bdev_nvme_compare_ns: the same NGUID and UUID."""
+        return self.nguid == other.nguid and self.uuid == other.uuid
+
+
+@dataclass(frozen=True)
+class CtrlrData:
+    """Identify-controller data."""
+
+    cntlid: int
+    subnqn: str
+    model_number: str
+    serial_number: str
+    firmware_revision: str
+    vendor_id: str
+    nvme_version: str
+    ana_reporting: bool
+    anatt: int
+    unmap: bool
+    write_zeroes: bool
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> CtrlrData:
+        return cls(**{f.name: obj[f.name] for f in fields(cls)})
+
+
+# ---- the exporting side: what nvmf.py exposes -----------------------------------------------------
+@dataclass(frozen=True)
+class ExportedNs:
+    nsid: int
+    bdev: Bdev
+    nguid: str
+    uuid: str | None
+    anagrpid: int
+
+
+@dataclass(frozen=True)
+class Export:
+    """A snapshot of one NVMe subsystem as the wire needs it."""
+
+    nqn: str
+    serial_number: str
+    model_number: str
+    ana_reporting: bool
+    allow_any_host: bool
+    hosts: tuple[str, ...]
+    listeners: Mapping[tuple[str, str], Mapping[int, str]]  # (traddr, trsvcid) -> ANA state per group
+    namespaces: tuple[ExportedNs, ...]
+    max_io_size: int = DEFAULT_MAX_IO_SIZE
+
+    def admits(self, hostnqn: str) -> bool:
+        return self.allow_any_host or hostnqn in self.hosts
+
+    def namespace(self, nsid: int) -> ExportedNs | None:
+        for ns in self.namespaces:
+            if ns.nsid == nsid:
+                return ns
+        return None
+
+    def ana_state(self, listen: tuple[str, str], anagrpid: int) -> str:
+        if not self.ana_reporting:
+            return "optimized"
+        return self.listeners.get(listen, {}).get(anagrpid, "optimized")
+
+    def ns_data(self, listen: tuple[str, str]) -> tuple[NsData, ...]:
+        return tuple(self._ns_data(ns, listen) for ns in sorted(self.namespaces, key=lambda n: n.nsid))
+
+    def _ns_data(self, ns: ExportedNs, listen: tuple[str, str]) -> NsData:
+        bdev = ns.bdev
+        layout = bdev.layout()
+        granularity = layout.get("preferred_write_granularity") or 1
+        optimal = layout.get("optimal_write_size") or max(self.max_io_size // bdev.block_size, 1)
+        return NsData(
+            nsid=ns.nsid,
+            nguid=ns.nguid.upper(),
+            uuid=ns.uuid,
+            anagrpid=ns.anagrpid,
+            ana_state=self.ana_state(listen, ns.anagrpid),
+            block_size=bdev.block_size,
+            num_blocks=bdev.num_blocks,
+            write_granularity=granularity,
+            write_alignment=layout.get("preferred_write_alignment") or granularity,
+            unmap_granularity=layout.get("preferred_unmap_granularity") or granularity,
+            unmap_alignment=layout.get("preferred_unmap_alignment") or granularity,
+            optimal_write_size=optimal,
+        )
+
+    def ctrlr_data(self, cntlid: int) -> CtrlrData:
+        bdevs = [ns.bdev for ns in self.namespaces]
+        return CtrlrData(
+            cntlid=cntlid,
+            subnqn=self.nqn,
+            model_number=self.model_number,
+            serial_number=self.serial_number,
+            firmware_revision=FIRMWARE_REVISION,
+            vendor_id=VENDOR_ID,
+            nvme_version=NVME_VERSION,
+            ana_reporting=self.ana_reporting,
+            anatt=ANA_TRANSITION_TIME_SEC,
+            unmap=all(b.io.get("unmap", False) for b in bdevs),
+            write_zeroes=all(b.io.get("write_zeroes", False) for b in bdevs),
+        )
+
+
+Lookup = Callable[[Target, str], "Export | None"]
+
+
+def export_of(target: Target, nqn: str) -> Export | None:
+    """The subsystem nqn as the NVMe-oF target module (nvmf.py) keeps it, or None."""
+    from .nvmf import wire_export
+
+    return wire_export(target, nqn)
+
+
+# ---- the exporting side: controllers and queue pairs ----------------------------------------------
+class _TargetQpair:
+    def __init__(self, ctrlr: _TargetCtrlr, qid: int, sender: _Sender, listen: tuple[str, str]) -> None:
+        self.ctrlr = ctrlr
+        self.qid = qid
+        self.sender = sender
+        self.listen = listen
+        self.peer = sender.peer()
+
+
+class _TargetCtrlr:
+    def __init__(
+        self, nqn: str, cntlid: int, hostnqn: str, hostid: str, listen: tuple[str, str], kato_ms: int
+    ) -> None:
+        self.nqn = nqn
+        self.cntlid = cntlid
+        self.hostnqn = hostnqn
+        self.hostid = hostid
+        self.listen = listen
+        self.kato_ms = kato_ms
+        self.qpairs: list[_TargetQpair] = []
+        self.seen: tuple[NsData, ...] = ()
+        self.in_host_list = False
+        self.last_heard = asyncio.get_running_loop().time()
+        self.closed = False
+
+    @property
+    def admin(self) -> _TargetQpair | None:
+        return next((q for q in self.qpairs if q.qid == 0), None)
+
+
+class TcpState:
+    """Listening sockets and connected controllers of one simulated target."""
+
+    def __init__(self) -> None:
+        self.servers: dict[tuple[str, str], asyncio.Server] = {}
+        self.ctrlrs: list[_TargetCtrlr] = []
+        self.qpairs: list[_TargetQpair] = []  # in connection order, as one poll group lists them
+        self.next_cntlid: dict[str, int] = {}
+        self.lookup: Lookup = export_of
+
+
+def _state(target: Target) -> TcpState:
+    return target.state(TcpState)
 
 
 async def listen(target: Target, traddr: str, trsvcid: str) -> None:
-    return None
+    st = _state(target)
+    key = (traddr, trsvcid)
+    if key in st.servers:
+        return
+    try:
+        port = int(trsvcid)
+    except ValueError:
+        raise invalid_params() from None
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _serve_connection(target, key, reader, writer)
+
+    try:
+        server = await asyncio.start_server(serve, host=traddr, port=port, reuse_address=True)
+    except (OSError, ValueError) as e:
+        raise invalid_params() from e
+    st.servers[key] = server
 
 
 async def unlisten(target: Target, traddr: str, trsvcid: str) -> None:
-    return None
+    st = _state(target)
+    server = st.servers.pop((traddr, trsvcid), None)
+    if server is None:
+        return
+    server.close()
+    for ctrlr in [c for c in st.ctrlrs if c.listen == (traddr, trsvcid)]:
+        _drop(st, ctrlr)
 
 
 def subsystem_changed(target: Target, nqn: str) -> None:
-    return None
+    st = _state(target)
+    for ctrlr in [c for c in st.ctrlrs if c.nqn == nqn]:
+        export = st.lookup(target, nqn)
+        if export is None or ctrlr.listen not in export.listeners:
+            _drop(st, ctrlr)
+            continue
+        in_list = ctrlr.hostnqn in export.hosts
+        if ctrlr.in_host_list and not in_list:
+            # nvmf_subsystem_remove_host disconnects that host; allow_any_host changes do not
+            _drop(st, ctrlr)
+            continue
+        ctrlr.in_host_list = in_list
+        view = export.ns_data(ctrlr.listen)
+        if view != ctrlr.seen:
+            ctrlr.seen = view
+            admin = ctrlr.admin
+            if admin is not None:
+                target.spawn(_send_event(st, ctrlr, admin, export, view))
+
+
+async def _send_event(
+    st: TcpState, ctrlr: _TargetCtrlr, admin: _TargetQpair, export: Export, view: tuple[NsData, ...]
+) -> None:
+    msg = {
+        "op": "event",
+        "ctrlr": export.ctrlr_data(ctrlr.cntlid).to_wire(),
+        "namespaces": [n.to_wire() for n in view],
+    }
+    try:
+        await admin.sender.send(msg)
+    except WireError:
+        _drop(st, ctrlr)
 
 
 def controllers(target: Target, nqn: str) -> list[dict[str, Any]]:
-    return []
+    return [
+        {
+            "cntlid": c.cntlid,
+            "cntrltype": "io",
+            "hostnqn": c.hostnqn,
+            "hostid": c.hostid,
+            "num_io_qpairs": len(c.qpairs),
+        }
+        for c in _state(target).ctrlrs
+        if c.nqn == nqn
+    ]
 
 
 def qpairs(target: Target, nqn: str) -> list[dict[str, Any]]:
-    return []
+    out: list[dict[str, Any]] = []
+    for q in _state(target).qpairs:
+        if q.ctrlr.nqn != nqn:
+            continue
+        out.append({
+            "cntlid": q.ctrlr.cntlid,
+            "qid": q.qid,
+            "state": "enabled",
+            "thread": POLL_GROUP_THREAD,
+            "hostnqn": q.ctrlr.hostnqn,
+            "listen_address": _trid(*q.listen),
+            "peer_address": _trid(*q.peer),
+        })
+    return out
+
+
+def _drop(st: TcpState, ctrlr: _TargetCtrlr) -> None:
+    """Disconnect a controller: both its queue pairs close, the host sees a reset."""
+    ctrlr.closed = True
+    for q in ctrlr.qpairs:
+        q.sender.close()
+        if q in st.qpairs:
+            st.qpairs.remove(q)
+    ctrlr.qpairs = []
+    if ctrlr in st.ctrlrs:
+        st.ctrlrs.remove(ctrlr)
+
+
+async def _serve_connection(
+    target: Target, listen: tuple[str, str], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    st = _state(target)
+    sender = _Sender(writer)
+    ctrlr: _TargetCtrlr | None = None
+    try:
+        msg, _ = await asyncio.wait_for(recv_msg(reader), timeout=10)
+        if msg.get("op") != "connect":
+            return
+        try:
+            ctrlr, qpair = _accept(target, st, listen, sender, msg)
+        except ConnectRejected as e:
+            with contextlib.suppress(WireError):
+                await sender.send({"status": "rejected", "reason": str(e)})
+            return
+        if qpair.qid == 0:
+            export = st.lookup(target, ctrlr.nqn)
+            assert export is not None
+            await sender.send({
+                "status": OK,
+                "ctrlr": export.ctrlr_data(ctrlr.cntlid).to_wire(),
+                "namespaces": [n.to_wire() for n in ctrlr.seen],
+            })
+            target.spawn(_watch_keepalive(st, ctrlr))
+            await _admin_loop(target, st, ctrlr, reader, sender)
+        else:
+            await sender.send({"status": OK})
+            await _io_loop(target, st, qpair, reader)
+    except (TimeoutError, WireError):
+        pass
+    finally:
+        if ctrlr is not None:
+            _drop(st, ctrlr)
+        sender.close()
+
+
+def _accept(
+    target: Target, st: TcpState, listen: tuple[str, str], sender: _Sender, msg: Mapping[str, Any]
+) -> tuple[_TargetCtrlr, _TargetQpair]:
+    subnqn = str(msg.get("subnqn", ""))
+    hostnqn = str(msg.get("hostnqn", ""))
+    qid = msg.get("qid")
+    export = st.lookup(target, subnqn)
+    if export is None:
+        raise ConnectRejected(f"subsystem {subnqn} does not exist")
+    if listen not in export.listeners:
+        raise ConnectRejected(f"subsystem {subnqn} does not listen on {listen[0]}:{listen[1]}")
+    if not export.admits(hostnqn):
+        raise ConnectRejected(f"host {hostnqn} is not allowed")
+    if qid == 0:
+        cntlid = st.next_cntlid.get(subnqn, 1)
+        st.next_cntlid[subnqn] = cntlid + 1 if cntlid < 0xFFEF else 1
+        kato = msg.get("kato_ms", DEFAULT_KATO_MS)
+        ctrlr = _TargetCtrlr(
+            subnqn, cntlid, hostnqn, str(msg.get("hostid", "")), listen,
+            kato if isinstance(kato, int) and kato >= 0 else DEFAULT_KATO_MS,
+        )
+        ctrlr.in_host_list = hostnqn in export.hosts
+        ctrlr.seen = export.ns_data(listen)
+        st.ctrlrs.append(ctrlr)
+    else:
+        found = next(
+            (c for c in st.ctrlrs
+             if c.cntlid == msg.get("cntlid") and c.nqn == subnqn and c.hostnqn == hostnqn),
+            None,
+        )
+        if found is None or qid != 1 or any(q.qid == 1 for q in found.qpairs):
+            raise ConnectRejected("no such controller for an I/O queue")
+        ctrlr = found
+    qpair = _TargetQpair(ctrlr, int(qid or 0), sender, listen)
+    ctrlr.qpairs.append(qpair)
+    st.qpairs.append(qpair)
+    return ctrlr, qpair
+
+
+async def _watch_keepalive(st: TcpState, ctrlr: _TargetCtrlr) -> None:
+    """The target side of keep-alive: a host silent for longer than KATO loses its controller."""
+    if ctrlr.kato_ms == 0:
+        return
+    kato = ctrlr.kato_ms / 1000.0
+    loop = asyncio.get_running_loop()
+    while not ctrlr.closed:
+        await asyncio.sleep(min(kato / 4, 1.0))
+        if loop.time() - ctrlr.last_heard > kato:
+            _drop(st, ctrlr)
+            return
+
+
+async def _admin_loop(
+    target: Target, st: TcpState, ctrlr: _TargetCtrlr, reader: asyncio.StreamReader, sender: _Sender
+) -> None:
+    loop = asyncio.get_running_loop()
+    while not ctrlr.closed:
+        msg, _ = await recv_msg(reader)
+        ctrlr.last_heard = loop.time()
+        op = msg.get("op")
+        if op == "keepalive":
+            await sender.send({"tag": msg.get("tag"), "status": OK})
+        elif op == "identify":
+            export = st.lookup(target, ctrlr.nqn)
+            view = export.ns_data(ctrlr.listen) if export is not None else ()
+            await sender.send({"tag": msg.get("tag"), "status": OK, "namespaces": [n.to_wire() for n in view]})
+        else:
+            await sender.send({"tag": msg.get("tag"), "status": "invalid_opcode"})
+
+
+async def _io_loop(target: Target, st: TcpState, qpair: _TargetQpair, reader: asyncio.StreamReader) -> None:
+    while not qpair.ctrlr.closed:
+        msg, data = await recv_msg(reader)
+        target.spawn(_do_io(target, st, qpair, msg, data))
+
+
+async def _do_io(target: Target, st: TcpState, qpair: _TargetQpair, msg: dict[str, Any], data: bytes) -> None:
+    status, out = await _execute(target, st, qpair, msg, data)
+    try:
+        await qpair.sender.send({"tag": msg.get("tag"), "status": status}, out)
+    except WireError:
+        _drop(st, qpair.ctrlr)
+
+
+async def _execute(
+    target: Target, st: TcpState, qpair: _TargetQpair, msg: Mapping[str, Any], data: bytes
+) -> tuple[str, bytes]:
+    export = st.lookup(target, qpair.ctrlr.nqn)
+    nsid = msg.get("nsid")
+    ns = export.namespace(nsid) if export is not None and isinstance(nsid, int) else None
+    if export is None or ns is None or ns.bdev.removed:
+        return INVALID_NAMESPACE, b""
+    if export.ana_state(qpair.listen, ns.anagrpid) not in ANA_ACCESSIBLE:
+        return ANA_INACCESSIBLE, b""
+    op = msg.get("op")
+    offset = msg.get("offset")
+    length = len(data) if op == "write" else msg.get("length")
+    if not isinstance(offset, int) or not isinstance(length, int) or op not in ("read", "write"):
+        return "invalid_opcode", b""
+    if offset < 0 or length < 0 or offset + length > ns.bdev.size_bytes:
+        return LBA_OUT_OF_RANGE, b""
+    try:
+        if op == "read":
+            return OK, await ns.bdev.read(offset, length)
+        await ns.bdev.write(offset, data)
+    except RpcError:
+        return INTERNAL_ERROR, b""
+    return OK, b""
+
+
+# ---- the initiator side ---------------------------------------------------------------------------
+class _HostQpair:
+    """One queue pair seen from the host: tagged requests, completions matched by tag."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        sender: _Sender,
+        on_event: Callable[[dict[str, Any]], None],
+        on_lost: Callable[[], None],
+    ) -> None:
+        self.reader = reader
+        self.sender = sender
+        self.on_event = on_event
+        self.on_lost = on_lost
+        self.pending: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
+        self.next_tag = 0
+        self.task: asyncio.Task[None] | None = None
+        self.broken = False
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._read_loop())
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                msg, data = await recv_msg(self.reader)
+                tag = msg.get("tag")
+                if tag is None:
+                    self.on_event(msg)
+                    continue
+                fut = self.pending.pop(tag, None) if isinstance(tag, int) else None
+                if fut is not None and not fut.done():
+                    fut.set_result((msg, data))
+        except WireError:
+            pass
+        finally:
+            self._fail_all()
+            self.on_lost()
+
+    def _fail_all(self) -> None:
+        self.broken = True
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_exception(WireError("connection lost"))
+        self.pending.clear()
+
+    async def request(self, msg: dict[str, Any], data: bytes = b"") -> tuple[dict[str, Any], bytes]:
+        if self.broken:
+            raise WireError("connection lost")
+        tag = self.next_tag
+        self.next_tag += 1
+        fut: asyncio.Future[tuple[dict[str, Any], bytes]] = asyncio.get_running_loop().create_future()
+        self.pending[tag] = fut
+        try:
+            await self.sender.send({**msg, "tag": tag}, data)
+        except WireError:
+            self.pending.pop(tag, None)
+            raise
+        return await fut
+
+    def close(self) -> None:
+        self.sender.close()
+        if self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()
+        self._fail_all()
+
+
+@dataclass
+class HostConnection:
+    """A connected controller seen from the initiator: controller data, namespaces, I/O, liveness."""
+
+    ctrlr: CtrlrData
+    namespaces: dict[int, NsData]
+    local: tuple[str, str]
+    kato_ms: int
+    lost: asyncio.Event = field(default_factory=asyncio.Event)
+    on_change: Callable[[HostConnection], None] | None = None
+    admin: _HostQpair | None = None
+    io: _HostQpair | None = None
+    _keepalive: asyncio.Task[None] | None = None
+
+    def _event(self, msg: dict[str, Any]) -> None:
+        if msg.get("op") != "event":
+            return
+        try:
+            self.ctrlr = CtrlrData.from_wire(msg["ctrlr"])
+            self.namespaces = {n.nsid: n for n in (NsData.from_wire(o) for o in msg["namespaces"])}
+        except (KeyError, TypeError):
+            return
+        if self.on_change is not None:
+            self.on_change(self)
+
+    def _lost(self) -> None:
+        if not self.lost.is_set():
+            self.lost.set()
+            self.close()
+
+    async def _keep_alive(self) -> None:
+        """Keep-alive every KATO/2; an unanswered one means the target is gone."""
+        if self.kato_ms == 0 or self.admin is None:
+            return
+        kato = self.kato_ms / 1000.0
+        try:
+            while not self.lost.is_set():
+                await asyncio.sleep(kato / 2)
+                await asyncio.wait_for(self.admin.request({"op": "keepalive"}), timeout=kato)
+        except (TimeoutError, WireError):
+            self._lost()
+
+    async def identify(self) -> dict[int, NsData]:
+        """The namespaces as the target sees them now (identify and ANA log page)."""
+        if self.admin is None:
+            raise WireError("not connected")
+        msg, _ = await self.admin.request({"op": "identify"})
+        try:
+            return {n.nsid: n for n in (NsData.from_wire(o) for o in msg["namespaces"])}
+        except (KeyError, TypeError) as e:
+            raise WireError("malformed identify reply") from e
+
+    async def read(self, nsid: int, offset: int, length: int) -> tuple[str, bytes]:
+        """(status, data); raises WireError if the connection is lost before the completion."""
+        if self.io is None:
+            raise WireError("not connected")
+        msg, data = await self.io.request({"op": "read", "nsid": nsid, "offset": offset, "length": length})
+        return str(msg.get("status")), data
+
+    async def write(self, nsid: int, offset: int, data: bytes) -> str:
+        if self.io is None:
+            raise WireError("not connected")
+        msg, _ = await self.io.request({"op": "write", "nsid": nsid, "offset": offset}, data)
+        return str(msg.get("status"))
+
+    def close(self) -> None:
+        self.lost.set()
+        for q in (self.admin, self.io):
+            if q is not None:
+                q.close()
+        if self._keepalive is not None and self._keepalive is not asyncio.current_task():
+            self._keepalive.cancel()
+
+
+async def _open(
+    traddr: str, trsvcid: str, hostaddr: str | None, limit_s: float
+) -> tuple[asyncio.StreamReader, _Sender]:
+    local = (hostaddr, 0) if hostaddr else None
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(traddr, int(trsvcid), local_addr=local), timeout=limit_s
+        )
+    except (OSError, ValueError, TimeoutError) as e:
+        raise ConnectRejected(f"cannot connect to {traddr}:{trsvcid}: {e}") from e
+    return reader, _Sender(writer)
+
+
+async def _handshake(
+    reader: asyncio.StreamReader, sender: _Sender, msg: dict[str, Any], limit_s: float
+) -> dict[str, Any]:
+    try:
+        await sender.send(msg)
+        reply, _ = await asyncio.wait_for(recv_msg(reader), timeout=limit_s)
+    except (WireError, TimeoutError) as e:
+        sender.close()
+        raise ConnectRejected(f"connect failed: {e}") from e
+    if reply.get("status") != OK:
+        sender.close()
+        raise ConnectRejected(str(reply.get("reason", "rejected")))
+    return reply
+
+
+async def connect(
+    traddr: str,
+    trsvcid: str,
+    subnqn: str,
+    hostnqn: str,
+    hostid: str,
+    *,
+    hostaddr: str | None = None,
+    kato_ms: int = DEFAULT_KATO_MS,
+    limit_s: float = 1.0,
+) -> HostConnection:
+    """Connect a controller (admin then I/O queue); raises ConnectRejected."""
+    base = {"op": "connect", "subnqn": subnqn, "hostnqn": hostnqn, "hostid": hostid}
+    reader, sender = await _open(traddr, trsvcid, hostaddr, limit_s)
+    reply = await _handshake(reader, sender, {**base, "qid": 0, "kato_ms": kato_ms}, limit_s)
+    try:
+        ctrlr = CtrlrData.from_wire(reply["ctrlr"])
+        namespaces = {n.nsid: n for n in (NsData.from_wire(o) for o in reply["namespaces"])}
+    except (KeyError, TypeError) as e:
+        sender.close()
+        raise ConnectRejected("malformed connect reply") from e
+    conn = HostConnection(ctrlr, namespaces, sender.local(), kato_ms)
+    conn.admin = _HostQpair(reader, sender, conn._event, conn._lost)
+    try:
+        io_reader, io_sender = await _open(traddr, trsvcid, hostaddr, limit_s)
+        await _handshake(io_reader, io_sender, {**base, "qid": 1, "cntlid": ctrlr.cntlid}, limit_s)
+    except ConnectRejected:
+        sender.close()
+        raise
+    conn.io = _HostQpair(io_reader, io_sender, conn._event, conn._lost)
+    conn.admin.start()
+    conn.io.start()
+    conn._keepalive = asyncio.get_running_loop().create_task(conn._keep_alive())
+    return conn
