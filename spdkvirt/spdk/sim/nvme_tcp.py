@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import struct
 from collections.abc import Callable, Mapping
@@ -186,6 +187,24 @@ class CtrlrData:
         return cls(**{f.name: obj[f.name] for f in fields(cls)})
 
 
+@dataclass(frozen=True)
+class HostAuth:
+    """What the host proves in the connect: SHA-256 digests of its key material, None when unused."""
+
+    tls: str | None = None  # TLS PSK
+    dhchap: str | None = None  # DH-HMAC-CHAP host key
+    dhchap_ctrlr: str | None = None  # DH-HMAC-CHAP controller key (bidirectional authentication)
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> HostAuth:
+        if not isinstance(obj, dict):
+            return cls()
+        return cls(**{f.name: obj.get(f.name) for f in fields(cls)})
+
+
 # ---- the exporting side: what nvmf.py exposes -----------------------------------------------------
 @dataclass(frozen=True)
 class ExportedNs:
@@ -265,6 +284,7 @@ class Export:
 
 
 Lookup = Callable[[Target, str], "Export | None"]
+AuthLookup = Callable[[Target, str, str, tuple[str, str]], tuple[bool, HostAuth]]
 
 
 def export_of(target: Target, nqn: str) -> Export | None:
@@ -272,6 +292,50 @@ def export_of(target: Target, nqn: str) -> Export | None:
     from .nvmf import wire_export
 
     return wire_export(target, nqn)
+
+
+def _digest(key: Any) -> str | None:
+    if key is None:
+        return None
+    try:
+        material: bytes = key.read()
+    except OSError:
+        return "unreadable"
+    return hashlib.sha256(material.strip()).hexdigest()
+
+
+def required_auth(target: Target, nqn: str, hostnqn: str, listen: tuple[str, str]) -> tuple[bool, HostAuth]:
+    """(secure channel, keys the host must prove) for a host of a subsystem, as nvmf.py keeps them."""
+    from .nvmf import NvmfState
+
+    sub = target.state(NvmfState).get(nqn)
+    if sub is None:
+        return False, HostAuth()
+    listener = sub.listener_on(*listen)
+    secure = bool(listener is not None and listener.secure_channel)
+    host = sub.find_host(hostnqn)
+    if host is None:
+        return secure, HostAuth()
+    return secure, HostAuth(
+        tls=_digest(host.psk), dhchap=_digest(host.dhchap_key), dhchap_ctrlr=_digest(host.dhchap_ctrlr_key)
+    )
+
+
+def check_auth(secure: bool, need: HostAuth, given: HostAuth) -> str | None:
+    """Why a connect fails authentication (TLS, then DH-HMAC-CHAP), or None when it passes."""
+    if secure != (given.tls is not None):
+        return "TLS handshake failed"
+    if secure and given.tls != need.tls:
+        return "TLS PSK mismatch"
+    if need.dhchap is None:
+        if given.dhchap_ctrlr is not None:
+            return "controller authentication requested but not supported"
+        return None
+    if given.dhchap != need.dhchap:
+        return "DH-HMAC-CHAP host authentication failed"
+    if given.dhchap_ctrlr is not None and given.dhchap_ctrlr != need.dhchap_ctrlr:
+        return "DH-HMAC-CHAP controller authentication failed"
+    return None
 
 
 # ---- the exporting side: controllers and queue pairs ----------------------------------------------
@@ -285,9 +349,7 @@ class _TargetQpair:
 
 
 class _TargetCtrlr:
-    def __init__(
-        self, nqn: str, cntlid: int, hostnqn: str, hostid: str, listen: tuple[str, str], kato_ms: int
-    ) -> None:
+    def __init__(self, nqn: str, cntlid: int, hostnqn: str, hostid: str, listen: tuple[str, str], kato_ms: int) -> None:
         self.nqn = nqn
         self.cntlid = cntlid
         self.hostnqn = hostnqn
@@ -314,6 +376,7 @@ class TcpState:
         self.qpairs: list[_TargetQpair] = []  # in connection order, as one poll group lists them
         self.next_cntlid: dict[str, int] = {}
         self.lookup: Lookup = export_of
+        self.auth_lookup: AuthLookup = required_auth
 
 
 def _state(target: Target) -> TcpState:
@@ -404,15 +467,17 @@ def qpairs(target: Target, nqn: str) -> list[dict[str, Any]]:
     for q in _state(target).qpairs:
         if q.ctrlr.nqn != nqn:
             continue
-        out.append({
-            "cntlid": q.ctrlr.cntlid,
-            "qid": q.qid,
-            "state": "enabled",
-            "thread": POLL_GROUP_THREAD,
-            "hostnqn": q.ctrlr.hostnqn,
-            "listen_address": _trid(*q.listen),
-            "peer_address": _trid(*q.peer),
-        })
+        out.append(
+            {
+                "cntlid": q.ctrlr.cntlid,
+                "qid": q.qid,
+                "state": "enabled",
+                "thread": POLL_GROUP_THREAD,
+                "hostnqn": q.ctrlr.hostnqn,
+                "listen_address": _trid(*q.listen),
+                "peer_address": _trid(*q.peer),
+            }
+        )
     return out
 
 
@@ -447,11 +512,13 @@ async def _serve_connection(
         if qpair.qid == 0:
             export = st.lookup(target, ctrlr.nqn)
             assert export is not None
-            await sender.send({
-                "status": OK,
-                "ctrlr": export.ctrlr_data(ctrlr.cntlid).to_wire(),
-                "namespaces": [n.to_wire() for n in ctrlr.seen],
-            })
+            await sender.send(
+                {
+                    "status": OK,
+                    "ctrlr": export.ctrlr_data(ctrlr.cntlid).to_wire(),
+                    "namespaces": [n.to_wire() for n in ctrlr.seen],
+                }
+            )
             target.spawn(_watch_keepalive(st, ctrlr))
             await _admin_loop(target, st, ctrlr, reader, sender)
         else:
@@ -478,12 +545,20 @@ def _accept(
         raise ConnectRejected(f"subsystem {subnqn} does not listen on {listen[0]}:{listen[1]}")
     if not export.admits(hostnqn):
         raise ConnectRejected(f"host {hostnqn} is not allowed")
+    secure, need = st.auth_lookup(target, subnqn, hostnqn, listen)
+    failure = check_auth(secure, need, HostAuth.from_wire(msg.get("auth")))
+    if failure is not None:
+        raise ConnectRejected(failure)
     if qid == 0:
         cntlid = st.next_cntlid.get(subnqn, 1)
         st.next_cntlid[subnqn] = cntlid + 1 if cntlid < 0xFFEF else 1
         kato = msg.get("kato_ms", DEFAULT_KATO_MS)
         ctrlr = _TargetCtrlr(
-            subnqn, cntlid, hostnqn, str(msg.get("hostid", "")), listen,
+            subnqn,
+            cntlid,
+            hostnqn,
+            str(msg.get("hostid", "")),
+            listen,
             kato if isinstance(kato, int) and kato >= 0 else DEFAULT_KATO_MS,
         )
         ctrlr.in_host_list = hostnqn in export.hosts
@@ -491,8 +566,7 @@ def _accept(
         st.ctrlrs.append(ctrlr)
     else:
         found = next(
-            (c for c in st.ctrlrs
-             if c.cntlid == msg.get("cntlid") and c.nqn == subnqn and c.hostnqn == hostnqn),
+            (c for c in st.ctrlrs if c.cntlid == msg.get("cntlid") and c.nqn == subnqn and c.hostnqn == hostnqn),
             None,
         )
         if found is None or qid != 1 or any(q.qid == 1 for q in found.qpairs):
@@ -755,9 +829,16 @@ async def connect(
     hostaddr: str | None = None,
     kato_ms: int = DEFAULT_KATO_MS,
     limit_s: float = 1.0,
+    auth: HostAuth | None = None,
 ) -> HostConnection:
     """Connect a controller (admin then I/O queue); raises ConnectRejected."""
-    base = {"op": "connect", "subnqn": subnqn, "hostnqn": hostnqn, "hostid": hostid}
+    base = {
+        "op": "connect",
+        "subnqn": subnqn,
+        "hostnqn": hostnqn,
+        "hostid": hostid,
+        "auth": (auth or HostAuth()).to_wire(),
+    }
     reader, sender = await _open(traddr, trsvcid, hostaddr, limit_s)
     reply = await _handshake(reader, sender, {**base, "qid": 0, "kato_ms": kato_ms}, limit_s)
     try:
