@@ -37,7 +37,6 @@ MIB = 1024 * 1024
 DEFAULT_CLUSTER_SIZE = 4 * MIB
 NAME_MAX = 64  # SPDK_LVS_NAME_MAX / SPDK_LVOL_NAME_MAX, terminator included
 CLEAR_METHODS = ("none", "unmap", "write_zeroes")
-ACCEL_DOMAINS = [{"dma_device_type": "DMA"}, {"dma_device_type": "ACCEL"}]
 
 
 def _bs_error(err: BlobstoreError, code: int = INVALID_PARAMS) -> RpcError:
@@ -119,16 +118,16 @@ class LvolStore:
         }
 
     # ---- base bdev ------------------------------------------------------------------------
-    def base_removed(self, bdev: Bdev) -> None:
-        """The base went away: the lvstore unloads and its lvol bdevs are hot-removed."""
+    async def base_removed(self, bdev: Bdev) -> None:
+        """The base went away: the lvstore unloads after its lvol bdevs are hot-removed."""
         state = self.target.state(LvolState)
         if self in state.stores:
             state.stores.remove(self)
         self.removing = True
+        lvols, self.lvols = list(self.lvols), []
+        for lvol in lvols:
+            await self.target.unregister_bdev(lvol)
         self.base.release(self)
-        for lvol in list(self.lvols):
-            self.target.spawn(self.target.unregister_bdev(lvol))
-        self.lvols.clear()
 
     # ---- data path ------------------------------------------------------------------------
     async def read_cluster_part(self, blob: Blob | None, index: int, offset: int, length: int) -> bytes:
@@ -196,16 +195,6 @@ class LvolStore:
                 await self.base.write(cluster * cs, data)
 
 
-def _base_domains(bdev: Bdev) -> list[dict[str, str]]:
-    """The memory domains a bdev hands to bdevs stacked on it (spdk_bdev_get_memory_domains)."""
-    if bdev.module == "malloc":
-        return [dict(d) for d in ACCEL_DOMAINS]
-    inner = getattr(bdev, "base", None)
-    if bdev.module == "error" and isinstance(inner, Bdev):
-        return _base_domains(inner)
-    return list(bdev.memory_domains() or [])
-
-
 class LvolBdev(Bdev):
     product_name = "Logical Volume"
     module = "lvol"
@@ -235,7 +224,7 @@ class LvolBdev(Bdev):
         await self.store.write_blob(self.blob, offset, data)
 
     def memory_domains(self) -> list[dict[str, str]] | None:
-        return _base_domains(self.store.base) or None
+        return self.store.base.stacked_memory_domains() or None
 
     def driver_specific(self) -> dict[str, Any]:
         bs = self.store.bs
