@@ -9,6 +9,7 @@ onto the members at data_offset: raid1 mirrors, raid0 stripes, concat concatenat
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid as uuidlib
 from collections.abc import Awaitable
@@ -48,16 +49,15 @@ class LevelModule:
     base_bdevs_min: int
     min_operational: int  # 0: every member is needed
     dif_supported: bool
-    can_rebuild: bool
 
     def min_operational_for(self, num_base_bdevs: int) -> int:
         return self.min_operational or num_base_bdevs
 
 
 LEVEL_MODULES = {
-    "raid0": LevelModule("raid0", 1, 0, True, False),
-    "raid1": LevelModule("raid1", 2, 1, False, True),
-    "concat": LevelModule("concat", 1, 0, False, False),
+    "raid0": LevelModule("raid0", 1, 0, True),
+    "raid1": LevelModule("raid1", 2, 1, False),
+    "concat": LevelModule("concat", 1, 0, False),
 }
 
 
@@ -380,7 +380,7 @@ class RaidBdev(Bdev):
         self.state = OFFLINE
         process = self.process
         if process is not None:
-            process.stop(-125)  # ECANCELED
+            process.stop(-errno.ECANCELED)
             await process.done.wait()
         await self.target.unregister_bdev(self)
 
