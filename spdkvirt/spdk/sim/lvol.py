@@ -729,6 +729,16 @@ async def bdev_lvol_delete(target: Target, params: Any) -> Any:
 # ---- examine ------------------------------------------------------------------------------
 
 
+def _depth(bs: Blobstore, blob: Blob) -> int:
+    depth = 0
+    seen = {blob.id}
+    while blob.parent is not None and blob.parent in bs.blobs and blob.parent not in seen:
+        blob = bs.blobs[blob.parent]
+        seen.add(blob.id)
+        depth += 1
+    return depth
+
+
 @examiner(20, "lvol")
 async def examine_lvstore(target: Target, bdev: Bdev) -> None:
     """Load an lvstore found on a new bdev and register its lvols (vbdev_lvs_examine_disk)."""
@@ -751,7 +761,9 @@ async def examine_lvstore(target: Target, bdev: Bdev) -> None:
     state.stores.append(store)
     blobs = [b for b in sorted(bs.blobs.values(), key=lambda b: b.id) if b.id != bs.super_blob]
     store.lvols = [LvolBdev(store, b) for b in blobs]
-    for lvol in reversed(list(store.lvols)):
+    # All lvols are opened at once; one whose blob has a parent finishes opening (and
+    # registers) only after the parent chain has been loaded.
+    for lvol in sorted(store.lvols, key=lambda lv: (_depth(bs, lv.blob), lv.blob.id)):
         if store.removing:
             return
         try:
