@@ -438,6 +438,14 @@ def _overlaps(ip: Any, port: int, other_host: str, other_port: int) -> bool:
     return bool(other == ip or other.is_unspecified or ip.is_unspecified)
 
 
+def address_in_use(target: Target, host: str, port: int) -> bool:
+    """Whether an iSCSI portal of this target listens where host:port would."""
+    ip = _portal_ip(host)
+    if ip is None:
+        return False
+    return any(_overlaps(ip, port, p.host, _strtol(p.port)) for p in target.state(IscsiState).portals())
+
+
 def _can_listen(target: Target, st: IscsiState, portal: Portal, opened: list[Portal]) -> bool:
     """iscsi_portal_open: a valid port on a numeric address that nothing listens on yet."""
     port = _strtol(portal.port)

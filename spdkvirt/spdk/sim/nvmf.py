@@ -618,23 +618,22 @@ async def _transport_listen(
             raise invalid_params()
         existing.ref += 1
         return existing
-    if _port_number(trid.trsvcid) is None:
+    port = _port_number(trid.trsvcid)
+    if port is None:
         raise invalid_params()
-    impl = sock_impl
-    if secure_channel:
-        if impl is not None and not "ssl".startswith(impl):
-            raise invalid_params()
-        impl = "ssl"
+    if secure_channel and sock_impl is not None and not "ssl".startswith(sock_impl):
+        raise invalid_params()
     if trid.adrfam not in ("IPv4", "IPv6") or _packed(trid.adrfam, trid.traddr) is None:
+        raise invalid_params()
+    from .iscsi import address_in_use  # iscsi imports this module
+
+    if address_in_use(target, trid.traddr, port):
         raise invalid_params()
     tl = TransportListener(trid, transport, sock_impl)
     st.tr_listeners.append(tl)
     try:
         await nvme_tcp.listen(target, trid.traddr, trid.trsvcid)
-    except RpcError:
-        st.tr_listeners.remove(tl)
-        raise invalid_params() from None
-    except OSError:
+    except (RpcError, OSError):
         st.tr_listeners.remove(tl)
         raise invalid_params() from None
     return tl
