@@ -382,16 +382,4 @@ async def raid_examine(target: Target, bdev: Bdev) -> None:
     await examine(target, bdev)
 
 
-def raid_options_config(target: Target) -> dict[str, Any]:
-    """The bdev_raid_set_options entry of framework_get_config bdev."""
-    st = target.state(RaidState)
-    return {
-        "method": "bdev_raid_set_options",
-        "params": {
-            "process_window_size_kb": st.process_window_size_kb,
-            "process_max_bandwidth_mb_sec": st.process_max_bandwidth_mb_sec,
-        },
-    }
-
-
-__all__ = ["NIL_UUID", "RaidState", "raid_options_config"]
+__all__ = ["NIL_UUID", "RaidState"]
