@@ -367,6 +367,21 @@ class _TargetCtrlr:
         return next((q for q in self.qpairs if q.qid == 0), None)
 
 
+class _SizeWatch:
+    """Hears of exported bdevs being resized, so that connected hosts get a namespace event."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+
+    def base_removed(self, bdev: Bdev) -> None:
+        bdev.unwatch(self)
+
+    def base_resized(self, bdev: Bdev) -> None:
+        st = _state(self.target)
+        for nqn in dict.fromkeys(c.nqn for c in st.ctrlrs):
+            subsystem_changed(self.target, nqn)
+
+
 class TcpState:
     """Listening sockets and connected controllers of one simulated target."""
 
@@ -377,6 +392,15 @@ class TcpState:
         self.next_cntlid: dict[str, int] = {}
         self.lookup: Lookup = export_of
         self.auth_lookup: AuthLookup = required_auth
+        self.size_watch: _SizeWatch | None = None
+
+    def watch_sizes(self, target: Target, export: Export) -> None:
+        """Resizing a bdev that a connected host sees is a namespace change for that host."""
+        if self.size_watch is None:
+            self.size_watch = _SizeWatch(target)
+        for ns in export.namespaces:
+            if self.size_watch not in ns.bdev.watchers:
+                ns.bdev.watch(self.size_watch)
 
 
 def _state(target: Target) -> TcpState:
@@ -426,6 +450,7 @@ def subsystem_changed(target: Target, nqn: str) -> None:
             _drop(st, ctrlr)
             continue
         ctrlr.in_host_list = in_list
+        st.watch_sizes(target, export)
         view = export.ns_data(ctrlr.listen)
         if view != ctrlr.seen:
             ctrlr.seen = view
@@ -563,6 +588,7 @@ def _accept(
         )
         ctrlr.in_host_list = hostnqn in export.hosts
         ctrlr.seen = export.ns_data(listen)
+        st.watch_sizes(target, export)
         st.ctrlrs.append(ctrlr)
     else:
         found = next(
