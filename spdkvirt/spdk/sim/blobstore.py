@@ -262,7 +262,7 @@ class Blobstore:
         blob.clusters[index] = cluster
         return cluster
 
-    def _release_blob_resources(self, blob: Blob, clusters: list[int], pages: list[int]) -> None:
+    def _release(self, clusters: list[int], pages: list[int]) -> None:
         for c in clusters:
             if c:
                 self.used_clusters[c] = 0
@@ -332,7 +332,7 @@ class Blobstore:
         blob.clusters = blob.clusters[:num_clusters]
         blob.extent_pages = blob.extent_pages[:keep_eps]
         blob.num_clusters = num_clusters
-        self._release_blob_resources(blob, cut, cut_pages)
+        self._release(cut, cut_pages)
 
     def clones_of(self, blob_id: int) -> list[Blob]:
         found = [b for b in self.blobs.values() if b.parent == blob_id]
@@ -410,7 +410,7 @@ class Blobstore:
             clone.parent = blob.parent
             clone.clone_seq = self.next_clone_seq()
         del self.blobs[blob.id]
-        self._release_blob_resources(blob, blob.clusters, [blob.id, *blob.extent_pages])
+        self._release(blob.clusters, [blob.id, *blob.extent_pages])
 
     def clusters_to_fill(self, blob: Blob, allocate_all: bool) -> list[int]:
         """Which clusters inflate (allocate_all) or decouple_parent would allocate."""

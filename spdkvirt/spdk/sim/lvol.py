@@ -102,9 +102,6 @@ class LvolStore:
     def find(self, name: str) -> LvolBdev | None:
         return next((lv for lv in self.lvols if lv.blob.name == name), None)
 
-    def lvol_of(self, blob_id: int) -> LvolBdev | None:
-        return next((lv for lv in self.lvols if lv.blob.id == blob_id), None)
-
     def to_json(self) -> dict[str, Any]:
         return {
             "uuid": self.uuid,
