@@ -10,16 +10,17 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-async def until(probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool], timeout: float = 20.0,
-                interval: float = 0.05) -> T:
+async def until(
+    probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool], within: float = 20.0, interval: float = 0.05
+) -> T:
     """Call probe until ok(result); the last result is returned, or AssertionError at the deadline."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = await probe()
         if ok(value):
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached within {timeout} s; last value: {value!r}")
+            raise AssertionError(f"condition not reached within {within} s; last value: {value!r}")
         await asyncio.sleep(interval)
 
 

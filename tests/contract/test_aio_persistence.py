@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,8 +28,10 @@ async def test_raid_lvstore_lvol_come_back(start_target: Callable[[str], TargetP
             await spdk.call("bdev_aio_create", {"name": f"aio{i}", "filename": f, "block_size": 512})
             [b] = await spdk.call("bdev_get_bdevs", {"name": f"aio{i}"})
             uuids.append(b["uuid"])
-        await spdk.call("bdev_raid_create", {"name": "r1", "raid_level": "raid1", "base_bdevs": ["aio0", "aio1"],
-                                             "superblock": True})
+        await spdk.call(
+            "bdev_raid_create",
+            {"name": "r1", "raid_level": "raid1", "base_bdevs": ["aio0", "aio1"], "superblock": True},
+        )
         lvs = await spdk.call("bdev_lvol_create_lvstore", {"bdev_name": "r1", "lvs_name": "lvs"})
         lvol = await spdk.call("bdev_lvol_create", {"lvol_name": "v", "size_in_mib": 8, "lvs_name": "lvs"})
 
@@ -57,12 +58,14 @@ async def test_without_the_old_uuid_nothing_comes_back(
     async with SpdkClient(tp.socket_path, timeout=30) as spdk:
         for i, f in enumerate(files):
             await spdk.call("bdev_aio_create", {"name": f"aio{i}", "filename": f, "block_size": 512})
-        await spdk.call("bdev_raid_create", {"name": "r1", "raid_level": "raid1", "base_bdevs": ["aio0", "aio1"],
-                                             "superblock": True})
+        await spdk.call(
+            "bdev_raid_create",
+            {"name": "r1", "raid_level": "raid1", "base_bdevs": ["aio0", "aio1"], "superblock": True},
+        )
     tp.kill()
     tp.start()
     async with SpdkClient(tp.socket_path, timeout=30) as spdk:
         for i, f in enumerate(files):
             await spdk.call("bdev_aio_create", {"name": f"aio{i}", "filename": f, "block_size": 512})
         assert await spdk.call("bdev_raid_get_bdevs", {"category": "all"}) == []
-    assert all(os.path.getsize(f) == SIZE for f in files)
+    assert [Path(f).stat().st_size for f in files] == [SIZE, SIZE]  # noqa: ASYNC240 - a stat, after the fact

@@ -38,7 +38,8 @@ async def test_pipelined_calls_come_back_matched(spdk: SpdkClient) -> None:
     reqs = [("bdev_malloc_create", {"name": f"P{i}", "num_blocks": 2048, "block_size": 512}) for i in range(20)]
     names = await spdk.gather(reqs)
     assert names == [f"P{i}" for i in range(20)]
-    outcomes = await spdk.gather([("bdev_get_bdevs", {"name": "P3"}), ("bdev_get_bdevs", {"name": "nope"})],
-                                 return_exceptions=True)
+    outcomes = await spdk.gather(
+        [("bdev_get_bdevs", {"name": "P3"}), ("bdev_get_bdevs", {"name": "nope"})], return_exceptions=True
+    )
     assert outcomes[0][0]["name"] == "P3"
     assert isinstance(outcomes[1], SpdkNotFound)

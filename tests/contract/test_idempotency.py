@@ -90,8 +90,13 @@ async def test_iscsi_target_node_delete_twice(spdk: SpdkClient) -> None:
     await malloc(spdk, "M0")
     await spdk.call("iscsi_create_portal_group", {"tag": 1, "portals": [{"host": "127.0.0.1", "port": "3260"}]})
     await spdk.call("iscsi_create_initiator_group", {"tag": 2, "initiators": ["ANY"], "netmasks": ["ANY"]})
-    node = {"name": "disk1", "alias_name": "d", "pg_ig_maps": [{"pg_tag": 1, "ig_tag": 2}],
-            "luns": [{"bdev_name": "M0", "lun_id": 0}], "queue_depth": 64}
+    node = {
+        "name": "disk1",
+        "alias_name": "d",
+        "pg_ig_maps": [{"pg_tag": 1, "ig_tag": 2}],
+        "luns": [{"bdev_name": "M0", "lun_id": 0}],
+        "queue_depth": 64,
+    }
     assert await spdk.call("iscsi_create_target_node", node) is True
     with pytest.raises(SpdkInvalid):
         await spdk.call("iscsi_create_target_node", node)

@@ -20,8 +20,9 @@ async def raid(spdk: SpdkClient, name: str = "r1") -> dict[str, Any]:
 async def test_remove_then_rebuild_onto_a_new_member(spdk: SpdkClient) -> None:
     for name in ("M0", "M1", "M2"):
         await spdk.call("bdev_malloc_create", {"name": name, "num_blocks": 32768, "block_size": 512})
-    await spdk.call("bdev_raid_create",
-                    {"name": "r1", "raid_level": "raid1", "base_bdevs": ["M0", "M1"], "superblock": True})
+    await spdk.call(
+        "bdev_raid_create", {"name": "r1", "raid_level": "raid1", "base_bdevs": ["M0", "M1"], "superblock": True}
+    )
     r = await raid(spdk)
     assert r["state"] == "online" and r["num_base_bdevs_operational"] == 2
 
@@ -42,8 +43,9 @@ async def test_remove_then_rebuild_onto_a_new_member(spdk: SpdkClient) -> None:
 async def test_throttled_rebuild_shows_progress_and_refuses_a_second_add(spdk: SpdkClient) -> None:
     for name in ("M0", "M1", "M2", "M3"):
         await spdk.call("bdev_malloc_create", {"name": name, "num_blocks": 32768, "block_size": 512})
-    await spdk.call("bdev_raid_create",
-                    {"name": "r1", "raid_level": "raid1", "base_bdevs": ["M0", "M1", "M2"], "superblock": True})
+    await spdk.call(
+        "bdev_raid_create", {"name": "r1", "raid_level": "raid1", "base_bdevs": ["M0", "M1", "M2"], "superblock": True}
+    )
     await spdk.call("bdev_raid_remove_base_bdev", {"name": "M2"})
     await spdk.call("bdev_raid_set_options", {"process_max_bandwidth_mb_sec": 2})
     await spdk.call("bdev_raid_add_base_bdev", {"raid_bdev": "r1", "base_bdev": "M3"})
@@ -52,7 +54,7 @@ async def test_throttled_rebuild_shows_progress_and_refuses_a_second_add(spdk: S
     assert 0 <= running["process"]["progress"]["percent"] <= 100
     with pytest.raises(SpdkBusy):  # a second add while a rebuild runs
         await spdk.call("bdev_raid_add_base_bdev", {"raid_bdev": "r1", "base_bdev": "M2"})
-    await until(lambda: raid(spdk), lambda r: "process" not in r, timeout=30)
+    await until(lambda: raid(spdk), lambda r: "process" not in r, within=30)
 
 
 async def test_member_failure_degrades(spdk: SpdkClient) -> None:
