@@ -15,6 +15,7 @@ import ipaddress
 import os
 import socket
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .bdev import Bdev
@@ -133,10 +134,10 @@ def chap_params_ok(disable: bool, require: bool, mutual: bool, group: int) -> bo
 # ---- state -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
 class Portal:
-    def __init__(self, host: str, port: str) -> None:
-        self.host = host
-        self.port = port
+    host: str
+    port: str
 
     def to_json(self) -> dict[str, str]:
         return {"host": self.host, "port": self.port}
@@ -164,12 +165,12 @@ class InitiatorGroup:
         return {"tag": self.tag, "initiators": list(self.initiators), "netmasks": list(self.netmasks)}
 
 
+@dataclass(frozen=True)
 class AuthSecret:
-    def __init__(self, user: str, secret: str, muser: str = "", msecret: str = "") -> None:
-        self.user = user
-        self.secret = secret
-        self.muser = muser
-        self.msecret = msecret
+    user: str
+    secret: str
+    muser: str = ""  # mutual CHAP, only when set
+    msecret: str = ""
 
     def to_json(self) -> dict[str, str]:
         out = {"user": self.user, "secret": self.secret}
@@ -190,13 +191,10 @@ class AuthGroup:
             return -errno.EINVAL
         if any(s.user == user for s in self.secrets):
             return -errno.EEXIST
-        for value in (user, secret, muser or "", msecret or "" if muser is not None else ""):
-            if len(value.encode()) > MAX_CHAP_LEN:
-                return -errno.EINVAL
-        if muser is None:
-            self.secrets.append(AuthSecret(user, secret))
-        else:
-            self.secrets.append(AuthSecret(user, secret, muser, msecret or ""))
+        entry = AuthSecret(user, secret) if muser is None else AuthSecret(user, secret, muser, msecret or "")
+        if any(len(v.encode()) > MAX_CHAP_LEN for v in (entry.user, entry.secret, entry.muser, entry.msecret)):
+            return -errno.EINVAL
+        self.secrets.append(entry)
         return 0
 
     def to_json(self) -> dict[str, Any]:
