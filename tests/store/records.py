@@ -1,0 +1,170 @@
+"""Valid example records of every kind, for tests (override fields with keyword arguments)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+
+def node(node_id: str = "n1", **kw: Any) -> dict[str, Any]:
+    return {
+        "kind": "node",
+        "schema_version": 1,
+        "node_id": node_id,
+        "address": "127.0.0.1",
+        "state": "up",
+        "generation": 0,
+    } | kw
+
+
+def device(node_id: str = "n1", device_id: str = "d1", **kw: Any) -> dict[str, Any]:
+    return {
+        "kind": "device",
+        "schema_version": 1,
+        "node": node_id,
+        "device_id": device_id,
+        "bdev": f"{device_id}n1",
+        "driver": "nvme",
+        "size_bytes": 1 << 30,
+        "block_size": 512,
+        "state": "available",
+        "generation": 1,
+        "lvstore": {"name": f"lvs_{device_id}", "uuid": str(uuid.uuid4()), "cluster_size": 4 << 20},
+    } | kw
+
+
+def leg(leg_id: str, node_id: str, device_id: str, **kw: Any) -> dict[str, Any]:
+    return {
+        "leg_id": leg_id,
+        "node": node_id,
+        "device": device_id,
+        "lvstore": f"lvs_{device_id}",
+        "lvol_uuid": str(uuid.uuid4()),
+        "incarnation": 1,
+        "nguid": uuid.uuid4().hex.upper(),
+        "state": "in_sync",
+    } | kw
+
+
+def volume(name: str = "v1", **kw: Any) -> dict[str, Any]:
+    return {
+        "kind": "volume",
+        "schema_version": 1,
+        "name": name,
+        "uuid": str(uuid.uuid4()),
+        "size_bytes": 1 << 30,
+        "redundancy": 2,
+        "raid_level": "raid1",
+        "owner_node": "n1",
+        "legs": [leg("l0", "n1", "d1"), leg("l1", "n2", "d1")],
+        "generation": 1,
+        "epoch": 0,
+        "state": "online",
+    } | kw
+
+
+def export_nvmf(volume_name: str = "v1", export_id: str = "e1", **kw: Any) -> dict[str, Any]:
+    return {
+        "kind": "export",
+        "schema_version": 1,
+        "volume": volume_name,
+        "export_id": export_id,
+        "protocol": "nvmf",
+        "node": "n1",
+        "state": "active",
+        "generation": 1,
+        "nvmf": {
+            "subnqn": f"nqn.2016-06.io.spdk:{volume_name}",
+            "nsid": 1,
+            "listeners": [{"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": "4420"}],
+            "allow_any_host": True,
+        },
+    } | kw
+
+
+def export_iscsi(volume_name: str = "v1", export_id: str = "e2", **kw: Any) -> dict[str, Any]:
+    return {
+        "kind": "export",
+        "schema_version": 1,
+        "volume": volume_name,
+        "export_id": export_id,
+        "protocol": "iscsi",
+        "node": "n1",
+        "state": "active",
+        "generation": 1,
+        "iscsi": {
+            "target_name": f"iqn.2016-06.io.spdk:{volume_name}",
+            "lun": 0,
+            "portal_group": 1,
+            "initiator_group": 1,
+            "portals": [{"host": "127.0.0.1", "port": 3260}],
+        },
+    } | kw
+
+
+def epoch(number: int = 1, **kw: Any) -> dict[str, Any]:
+    return {
+        "kind": "epoch",
+        "schema_version": 1,
+        "number": number,
+        "reason": "device_failed",
+        "affected_volumes": ["v1"],
+        "affected_nodes": ["n1", "n2"],
+        "leader_token": 7,
+        "phase": "quiescing",
+        "acks": {"n1": "quiesced"},
+    } | kw
+
+
+def ack(epoch_number: int = 1, node_id: str = "n1", **kw: Any) -> dict[str, Any]:
+    return {
+        "kind": "ack",
+        "schema_version": 1,
+        "epoch": epoch_number,
+        "node": node_id,
+        "phase": "quiesced",
+        "leader_token": 7,
+        "status": "ok",
+        "at": "2026-01-02T03:04:05.123Z",
+    } | kw
+
+
+def journal(op_id: str = "op1", **kw: Any) -> dict[str, Any]:
+    return {
+        "kind": "journal",
+        "schema_version": 1,
+        "op_id": op_id,
+        "op": "remap_volume",
+        "volume": "v1",
+        "epoch": 1,
+        "generation": 2,
+        "leader_token": 7,
+        "steps": [
+            {"action": "create_lvol", "node": "n3", "params": {"size": 1}, "state": "done", "result": {"uuid": "x"}},
+            {"action": "add_raid_leg", "node": "n1", "params": {}, "state": "pending"},
+        ],
+        "next": 1,
+        "state": "running",
+    } | kw
+
+
+def leader(election: str = "master", lease: int = 0x1234, **kw: Any) -> dict[str, Any]:
+    return {
+        "kind": "leader",
+        "schema_version": 1,
+        "election": election,
+        "holder": "n1/1",
+        "lease": lease,
+    } | kw
+
+
+EXAMPLES = {
+    "node": node,
+    "device": device,
+    "volume": volume,
+    "export": export_nvmf,
+    "epoch": epoch,
+    "ack": ack,
+    "journal": journal,
+    "leader": leader,
+}
