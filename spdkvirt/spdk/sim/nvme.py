@@ -1,8 +1,8 @@
 """NVMe/TCP initiator RPCs (bdev_nvme): attach/detach/get controllers, options, hotplug, config.
 
-`bdev_nvme_attach_controller` connects to another simulator's NVMe/TCP listener over the wire in
-nvme_tcp.py and registers one bdev `<name>n<nsid>` per namespace (uuid from the namespace NGUID,
-else its UUID); the controllers, their reset/reconnect/loss timers and the bdevs' data path are in
+`bdev_nvme_attach_controller` connects to another simulator's NVMe/TCP listener (nvme_host.py)
+and registers one bdev `<name>n<nsid>` per namespace (uuid from the namespace NGUID, else its
+UUID); the controllers, their reset/reconnect/loss timers and the bdevs' data path are in
 nvme_ctrlr.py. Checks and error codes follow bdev_nvme_rpc.c and spdk_bdev_nvme_create in SPDK's
 order. Keys (`psk`, `dhchap_key`, `dhchap_ctrlr_key`) are names in the keyring.
 """
@@ -14,7 +14,7 @@ import hashlib
 import uuid as uuidlib
 from typing import Any
 
-from . import nvme_tcp
+from . import nvme_wire
 from .decode import decode
 from .errors import EALREADY, EBUSY, EEXIST, EINVAL, EIO, ENODEV, EPERM, INVALID_PARAMS, RpcError, errno_error
 from .keyring import find_key
@@ -28,7 +28,8 @@ from .nvme_ctrlr import (
     PathId,
     resiliency_ok,
 )
-from .nvme_tcp import HostAuth, HostConnection
+from .nvme_host import HostConnection
+from .nvme_wire import HostAuth
 from .registry import rpc
 from .target import Target
 
@@ -310,9 +311,9 @@ async def _create(target: Target, name: str, path: PathId, opts: CtrlrOpts, max_
     ctrlr = NvmeCtrlr(target, owner, path, opts, st.env(), auth)
     try:
         if path.adrfam not in ("IPv4", "IPv6"):
-            raise nvme_tcp.ConnectRejected("Unhandled ADRFAM")
+            raise nvme_wire.ConnectRejected("Unhandled ADRFAM")
         conn = await ctrlr.open()
-    except nvme_tcp.ConnectRejected:
+    except nvme_wire.ConnectRejected:
         raise errno_error(EIO) from None
     if owner.ctrlrs and not opts.is_multipath:
         return _add_failover_path(owner, conn, path)

@@ -1,6 +1,6 @@
 """NVMe controllers and namespace bdevs of the initiator (bdev_nvme's nvme_ctrlr, nvme_ns, nvme_bdev).
 
-A controller owns one connection (nvme_tcp.HostConnection) to the active path of its transport ids
+A controller owns one connection (nvme_host.HostConnection) to the active path of its transport ids
 and follows SPDK's reset logic when it breaks: a reconnect attempt at once, then one every
 `reconnect_delay_sec`; queued I/O fails once `fast_io_fail_timeout_sec` has passed, and the
 controller deletes itself (hot-removing its bdevs) once `ctrlr_loss_timeout_sec` has passed. A
@@ -20,10 +20,11 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import nvme_tcp
+from . import nvme_host, nvme_wire
 from .bdev import Bdev, io_types
 from .errors import EIO, RpcError, errno_error
-from .nvme_tcp import CtrlrData, HostAuth, HostConnection, NsData, WireError
+from .nvme_host import HostConnection
+from .nvme_wire import CtrlrData, HostAuth, NsData, WireError
 from .target import Target
 
 DEFAULT_CONNECT_TIMEOUT_US = 500000
@@ -142,7 +143,7 @@ class NvmeNs:
     def set_ana_state(self, state: str) -> None:
         self.ana_state = state
         self.ana_state_updating = False
-        if state in nvme_tcp.ANA_ACCESSIBLE:
+        if state in nvme_wire.ANA_ACCESSIBLE:
             self.ana_transition_timedout = False
             if self.anatt_timer is not None:
                 self.anatt_timer.cancel()
@@ -161,7 +162,7 @@ class NvmeNs:
 
     def accessible(self) -> bool:
         """nvme_ns_is_accessible."""
-        return self.data is not None and not self.ana_state_updating and self.ana_state in nvme_tcp.ANA_ACCESSIBLE
+        return self.data is not None and not self.ana_state_updating and self.ana_state in nvme_wire.ANA_ACCESSIBLE
 
     def info_json(self) -> dict[str, Any] | None:
         """One entry of driver_specific.nvme (nvme_namespace_info_json)."""
@@ -283,14 +284,14 @@ class NvmeBdev(Bdev):
                 await asyncio.sleep(RETRY_DELAY_S)
                 continue
             status, out = await ns.ctrlr.submit(self.nsid, offset, length, data)
-            if status == nvme_tcp.OK:
+            if status == nvme_wire.OK:
                 return out
-            if status in (nvme_tcp.INVALID_NAMESPACE, nvme_tcp.LBA_OUT_OF_RANGE):
+            if status in (nvme_wire.INVALID_NAMESPACE, nvme_wire.LBA_OUT_OF_RANGE):
                 raise errno_error(EIO)  # do-not-retry
             if retry_limit != -1 and retries >= retry_limit:
                 raise errno_error(EIO)
-            if status in (nvme_tcp.ANA_INACCESSIBLE, "aborted") or not ns.accessible():
-                if status == nvme_tcp.ANA_INACCESSIBLE:
+            if status in (nvme_wire.ANA_INACCESSIBLE, "aborted") or not ns.accessible():
+                if status == nvme_wire.ANA_INACCESSIBLE:
                     ns.ctrlr.refresh_ana(ns)
                 if not self._may_become_available():
                     raise errno_error(EIO)
@@ -379,7 +380,7 @@ class NvmeCtrlr:
         """Connect the active path; raises ConnectRejected."""
         path = self.active_path
         timeout_us = self.opts.fabrics_connect_timeout_us or DEFAULT_CONNECT_TIMEOUT_US
-        return await nvme_tcp.connect(
+        return await nvme_host.connect(
             path.traddr,
             path.trsvcid,
             path.subnqn,
@@ -543,7 +544,7 @@ class NvmeCtrlr:
             return False
         try:
             conn = await self.open()
-        except nvme_tcp.ConnectRejected:
+        except nvme_wire.ConnectRejected:
             return False
         if self.destruct:
             conn.close()

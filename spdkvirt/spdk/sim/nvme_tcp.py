@@ -1,4 +1,4 @@
-"""The TCP wire between simulators: NVMe-oF listeners serving namespaces, and the initiator side.
+"""The exporting end of the NVMe/TCP wire: listeners serving the NVMe-oF target's namespaces.
 
 Interface used by nvmf.py (the target side of NVMe-oF):
 - `await listen(target, traddr, trsvcid)`: start accepting connections on that address (first listener
@@ -9,16 +9,14 @@ Interface used by nvmf.py (the target side of NVMe-oF):
   connected initiators re-check what they may still see.
 - `controllers(target, nqn)` / `qpairs(target, nqn)`: connected hosts, in nvmf_subsystem_get_controllers /
   nvmf_subsystem_get_qpairs shape.
+nvmf.py describes a subsystem to the wire as an `Export` (`wire_export`).
 
-Interface used by nvme.py (the initiator, bdev_nvme): `await connect(...)` returns a `HostConnection`
-carrying the controller data, the namespaces, `read`/`write` by nsid and a `lost` event.
-
-This wire only ever joins two simulator processes (a real SPDK speaks real NVMe/TCP). Each message
-is an 8-byte header (JSON length, payload length; big-endian u32), a JSON object and an optional
-binary payload. A controller is two TCP connections, as in NVMe/TCP: the admin queue (qid 0:
-connect, keep-alive, asynchronous events) and one I/O queue (qid 1: read/write by nsid, carried
-through the exported bdev's data path). A killed exporter resets both connections; a silent one is
-caught by the keep-alive timeout on either side.
+A connect is checked as SPDK's target does (the subsystem exists, listens on the address the host
+came in on, admits the host, the TLS PSK and DH-HMAC-CHAP keys match); reads and writes go through
+the exported bdev's data path, refused with an ANA error when the listener makes the namespace's
+group inaccessible. A host whose keep-alives stop for longer than its KATO loses its controller; a
+removed host, listener or subsystem disconnects the controllers that depended on it. The message
+format is in nvme_wire.py; the connecting end in nvme_host.py.
 """
 
 from __future__ import annotations
@@ -26,183 +24,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
-import struct
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 
 from .bdev import Bdev
 from .errors import RpcError, invalid_params
+from .nvme_wire import (
+    ANA_ACCESSIBLE,
+    ANA_INACCESSIBLE,
+    ANA_TRANSITION_TIME_SEC,
+    DEFAULT_KATO_MS,
+    DEFAULT_MAX_IO_SIZE,
+    FIRMWARE_REVISION,
+    INTERNAL_ERROR,
+    INVALID_NAMESPACE,
+    LBA_OUT_OF_RANGE,
+    NVME_VERSION,
+    OK,
+    POLL_GROUP_THREAD,
+    VENDOR_ID,
+    ConnectRejected,
+    CtrlrData,
+    HostAuth,
+    NsData,
+    Sender,
+    WireError,
+    check_auth,
+    recv_msg,
+    trid_json,
+)
 from .target import Target
-
-_HEAD = struct.Struct(">II")
-_MAX_JSON = 1 << 20
-_MAX_DATA = 256 << 20
-
-FIRMWARE_REVISION = "26.05"
-VENDOR_ID = "0x8086"
-NVME_VERSION = "2.0"
-ANA_TRANSITION_TIME_SEC = 10
-DEFAULT_MAX_IO_SIZE = 131072
-POLL_GROUP_THREAD = "nvmf_tgt_poll_group_000"
-DEFAULT_KATO_MS = 10000
-
-# I/O completion statuses carried on the wire.
-OK = "ok"
-ANA_INACCESSIBLE = "ana_inaccessible"  # a path error: the host may retry on another path
-INVALID_NAMESPACE = "invalid_namespace"  # do not retry
-LBA_OUT_OF_RANGE = "lba_out_of_range"  # do not retry
-INTERNAL_ERROR = "internal_error"  # the exported bdev failed: retryable
-
-ANA_ACCESSIBLE = ("optimized", "non_optimized")
-
-
-class WireError(Exception):
-    """The connection broke or the peer spoke nonsense."""
-
-
-class ConnectRejected(Exception):
-    """The target refused the fabrics connect (unknown subsystem, host not allowed, no listener...)."""
-
-
-# ---- framing ------------------------------------------------------------------------------------
-def encode(msg: Mapping[str, Any], data: bytes = b"") -> bytes:
-    body = json.dumps(msg, separators=(",", ":")).encode()
-    return _HEAD.pack(len(body), len(data)) + body + data
-
-
-async def recv_msg(reader: asyncio.StreamReader) -> tuple[dict[str, Any], bytes]:
-    """One message; raises WireError on EOF, reset or a malformed frame."""
-    try:
-        head = await reader.readexactly(_HEAD.size)
-        jlen, dlen = _HEAD.unpack(head)
-        if jlen > _MAX_JSON or dlen > _MAX_DATA:
-            raise WireError("frame too large")
-        body = await reader.readexactly(jlen)
-        data = await reader.readexactly(dlen) if dlen else b""
-        msg = json.loads(body)
-    except (asyncio.IncompleteReadError, ConnectionError, OSError, ValueError) as e:
-        raise WireError(str(e)) from e
-    if not isinstance(msg, dict):
-        raise WireError("not an object")
-    return msg, data
-
-
-class _Sender:
-    """Writes whole messages on one connection, one at a time."""
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self.writer = writer
-        self.lock = asyncio.Lock()
-        self.closed = False
-
-    async def send(self, msg: Mapping[str, Any], data: bytes = b"") -> None:
-        if self.closed:
-            raise WireError("closed")
-        async with self.lock:
-            try:
-                self.writer.write(encode(msg, data))
-                await self.writer.drain()
-            except (ConnectionError, OSError, RuntimeError) as e:
-                raise WireError(str(e)) from e
-
-    def close(self) -> None:
-        self.closed = True
-        with contextlib.suppress(Exception):
-            self.writer.close()
-
-    def peer(self) -> tuple[str, str]:
-        return _addr(self.writer.get_extra_info("peername"))
-
-    def local(self) -> tuple[str, str]:
-        return _addr(self.writer.get_extra_info("sockname"))
-
-
-def _addr(info: Any) -> tuple[str, str]:
-    if isinstance(info, tuple) and len(info) >= 2:
-        return str(info[0]), str(info[1])
-    return "", ""
-
-
-def _adrfam(traddr: str) -> str:
-    return "IPv6" if ":" in traddr else "IPv4"
-
-
-def _trid(traddr: str, trsvcid: str) -> dict[str, str]:
-    return {"trtype": "TCP", "adrfam": _adrfam(traddr), "traddr": traddr, "trsvcid": trsvcid}
-
-
-# ---- what a controller reports --------------------------------------------------------------------
-@dataclass(frozen=True)
-class NsData:
-    """Identify-namespace data as the host sees it through one listener."""
-
-    nsid: int
-    nguid: str  # 32 upper-case hex digits, all zeros when the namespace has none
-    uuid: str | None
-    anagrpid: int
-    ana_state: str
-    block_size: int
-    num_blocks: int
-    write_granularity: int  # preferred sizes and alignments, in blocks (1-based)
-    write_alignment: int
-    unmap_granularity: int
-    unmap_alignment: int
-    optimal_write_size: int
-
-    def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> NsData:
-        return cls(**{f.name: obj[f.name] for f in fields(cls)})
-
-    def same_namespace(self, other: NsData) -> bool:
-        """bdev_nvme_compare_ns: the same NGUID and UUID."""
-        return self.nguid == other.nguid and self.uuid == other.uuid
-
-
-@dataclass(frozen=True)
-class CtrlrData:
-    """Identify-controller data."""
-
-    cntlid: int
-    subnqn: str
-    model_number: str
-    serial_number: str
-    firmware_revision: str
-    vendor_id: str
-    nvme_version: str
-    ana_reporting: bool
-    anatt: int
-    unmap: bool
-    write_zeroes: bool
-
-    def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> CtrlrData:
-        return cls(**{f.name: obj[f.name] for f in fields(cls)})
-
-
-@dataclass(frozen=True)
-class HostAuth:
-    """What the host proves in the connect: SHA-256 digests of its key material, None when unused."""
-
-    tls: str | None = None  # TLS PSK
-    dhchap: str | None = None  # DH-HMAC-CHAP host key
-    dhchap_ctrlr: str | None = None  # DH-HMAC-CHAP controller key (bidirectional authentication)
-
-    def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_wire(cls, obj: Any) -> HostAuth:
-        if not isinstance(obj, dict):
-            return cls()
-        return cls(**{f.name: obj.get(f.name) for f in fields(cls)})
 
 
 # ---- the exporting side: what nvmf.py exposes -----------------------------------------------------
@@ -321,26 +173,9 @@ def required_auth(target: Target, nqn: str, hostnqn: str, listen: tuple[str, str
     )
 
 
-def check_auth(secure: bool, need: HostAuth, given: HostAuth) -> str | None:
-    """Why a connect fails authentication (TLS, then DH-HMAC-CHAP), or None when it passes."""
-    if secure != (given.tls is not None):
-        return "TLS handshake failed"
-    if secure and given.tls != need.tls:
-        return "TLS PSK mismatch"
-    if need.dhchap is None:
-        if given.dhchap_ctrlr is not None:
-            return "controller authentication requested but not supported"
-        return None
-    if given.dhchap != need.dhchap:
-        return "DH-HMAC-CHAP host authentication failed"
-    if given.dhchap_ctrlr is not None and given.dhchap_ctrlr != need.dhchap_ctrlr:
-        return "DH-HMAC-CHAP controller authentication failed"
-    return None
-
-
 # ---- the exporting side: controllers and queue pairs ----------------------------------------------
 class _TargetQpair:
-    def __init__(self, ctrlr: _TargetCtrlr, qid: int, sender: _Sender, listen: tuple[str, str]) -> None:
+    def __init__(self, ctrlr: _TargetCtrlr, qid: int, sender: Sender, listen: tuple[str, str]) -> None:
         self.ctrlr = ctrlr
         self.qid = qid
         self.sender = sender
@@ -499,8 +334,8 @@ def qpairs(target: Target, nqn: str) -> list[dict[str, Any]]:
                 "state": "enabled",
                 "thread": POLL_GROUP_THREAD,
                 "hostnqn": q.ctrlr.hostnqn,
-                "listen_address": _trid(*q.listen),
-                "peer_address": _trid(*q.peer),
+                "listen_address": trid_json(*q.listen),
+                "peer_address": trid_json(*q.peer),
             }
         )
     return out
@@ -522,7 +357,7 @@ async def _serve_connection(
     target: Target, listen: tuple[str, str], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     st = _state(target)
-    sender = _Sender(writer)
+    sender = Sender(writer)
     ctrlr: _TargetCtrlr | None = None
     try:
         msg, _ = await asyncio.wait_for(recv_msg(reader), timeout=10)
@@ -558,7 +393,7 @@ async def _serve_connection(
 
 
 def _accept(
-    target: Target, st: TcpState, listen: tuple[str, str], sender: _Sender, msg: Mapping[str, Any]
+    target: Target, st: TcpState, listen: tuple[str, str], sender: Sender, msg: Mapping[str, Any]
 ) -> tuple[_TargetCtrlr, _TargetQpair]:
     subnqn = str(msg.get("subnqn", ""))
     hostnqn = str(msg.get("hostnqn", ""))
@@ -618,7 +453,7 @@ async def _watch_keepalive(st: TcpState, ctrlr: _TargetCtrlr) -> None:
 
 
 async def _admin_loop(
-    target: Target, st: TcpState, ctrlr: _TargetCtrlr, reader: asyncio.StreamReader, sender: _Sender
+    target: Target, st: TcpState, ctrlr: _TargetCtrlr, reader: asyncio.StreamReader, sender: Sender
 ) -> None:
     loop = asyncio.get_running_loop()
     while not ctrlr.closed:
@@ -675,214 +510,4 @@ async def _execute(
     return OK, b""
 
 
-# ---- the initiator side ---------------------------------------------------------------------------
-class _HostQpair:
-    """One queue pair seen from the host: tagged requests, completions matched by tag."""
-
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        sender: _Sender,
-        on_event: Callable[[dict[str, Any]], None],
-        on_lost: Callable[[], None],
-    ) -> None:
-        self.reader = reader
-        self.sender = sender
-        self.on_event = on_event
-        self.on_lost = on_lost
-        self.pending: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
-        self.next_tag = 0
-        self.task: asyncio.Task[None] | None = None
-        self.broken = False
-
-    def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._read_loop())
-
-    async def _read_loop(self) -> None:
-        try:
-            while True:
-                msg, data = await recv_msg(self.reader)
-                tag = msg.get("tag")
-                if tag is None:
-                    self.on_event(msg)
-                    continue
-                fut = self.pending.pop(tag, None) if isinstance(tag, int) else None
-                if fut is not None and not fut.done():
-                    fut.set_result((msg, data))
-        except WireError:
-            pass
-        finally:
-            self._fail_all()
-            self.on_lost()
-
-    def _fail_all(self) -> None:
-        self.broken = True
-        for fut in self.pending.values():
-            if not fut.done():
-                fut.set_exception(WireError("connection lost"))
-        self.pending.clear()
-
-    async def request(self, msg: dict[str, Any], data: bytes = b"") -> tuple[dict[str, Any], bytes]:
-        if self.broken:
-            raise WireError("connection lost")
-        tag = self.next_tag
-        self.next_tag += 1
-        fut: asyncio.Future[tuple[dict[str, Any], bytes]] = asyncio.get_running_loop().create_future()
-        self.pending[tag] = fut
-        try:
-            await self.sender.send({**msg, "tag": tag}, data)
-        except WireError:
-            self.pending.pop(tag, None)
-            raise
-        return await fut
-
-    def close(self) -> None:
-        self.sender.close()
-        if self.task is not None and self.task is not asyncio.current_task():
-            self.task.cancel()
-        self._fail_all()
-
-
-@dataclass
-class HostConnection:
-    """A connected controller seen from the initiator: controller data, namespaces, I/O, liveness."""
-
-    ctrlr: CtrlrData
-    namespaces: dict[int, NsData]
-    local: tuple[str, str]
-    kato_ms: int
-    lost: asyncio.Event = field(default_factory=asyncio.Event)
-    on_change: Callable[[HostConnection], None] | None = None
-    admin: _HostQpair | None = None
-    io: _HostQpair | None = None
-    _keepalive: asyncio.Task[None] | None = None
-
-    def _event(self, msg: dict[str, Any]) -> None:
-        if msg.get("op") != "event":
-            return
-        try:
-            self.ctrlr = CtrlrData.from_wire(msg["ctrlr"])
-            self.namespaces = {n.nsid: n for n in (NsData.from_wire(o) for o in msg["namespaces"])}
-        except (KeyError, TypeError):
-            return
-        if self.on_change is not None:
-            self.on_change(self)
-
-    def _lost(self) -> None:
-        if not self.lost.is_set():
-            self.lost.set()
-            self.close()
-
-    async def _keep_alive(self) -> None:
-        """Keep-alive every KATO/2; an unanswered one means the target is gone."""
-        if self.kato_ms == 0 or self.admin is None:
-            return
-        kato = self.kato_ms / 1000.0
-        try:
-            while not self.lost.is_set():
-                await asyncio.sleep(kato / 2)
-                await asyncio.wait_for(self.admin.request({"op": "keepalive"}), timeout=kato)
-        except (TimeoutError, WireError):
-            self._lost()
-
-    async def identify(self) -> dict[int, NsData]:
-        """The namespaces as the target sees them now (identify and ANA log page)."""
-        if self.admin is None:
-            raise WireError("not connected")
-        msg, _ = await self.admin.request({"op": "identify"})
-        try:
-            return {n.nsid: n for n in (NsData.from_wire(o) for o in msg["namespaces"])}
-        except (KeyError, TypeError) as e:
-            raise WireError("malformed identify reply") from e
-
-    async def read(self, nsid: int, offset: int, length: int) -> tuple[str, bytes]:
-        """(status, data); raises WireError if the connection is lost before the completion."""
-        if self.io is None:
-            raise WireError("not connected")
-        msg, data = await self.io.request({"op": "read", "nsid": nsid, "offset": offset, "length": length})
-        return str(msg.get("status")), data
-
-    async def write(self, nsid: int, offset: int, data: bytes) -> str:
-        if self.io is None:
-            raise WireError("not connected")
-        msg, _ = await self.io.request({"op": "write", "nsid": nsid, "offset": offset}, data)
-        return str(msg.get("status"))
-
-    def close(self) -> None:
-        self.lost.set()
-        for q in (self.admin, self.io):
-            if q is not None:
-                q.close()
-        if self._keepalive is not None and self._keepalive is not asyncio.current_task():
-            self._keepalive.cancel()
-
-
-async def _open(
-    traddr: str, trsvcid: str, hostaddr: str | None, limit_s: float
-) -> tuple[asyncio.StreamReader, _Sender]:
-    local = (hostaddr, 0) if hostaddr else None
-    try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(traddr, int(trsvcid), local_addr=local), timeout=limit_s
-        )
-    except (OSError, ValueError, TimeoutError) as e:
-        raise ConnectRejected(f"cannot connect to {traddr}:{trsvcid}: {e}") from e
-    return reader, _Sender(writer)
-
-
-async def _handshake(
-    reader: asyncio.StreamReader, sender: _Sender, msg: dict[str, Any], limit_s: float
-) -> dict[str, Any]:
-    try:
-        await sender.send(msg)
-        reply, _ = await asyncio.wait_for(recv_msg(reader), timeout=limit_s)
-    except (WireError, TimeoutError) as e:
-        sender.close()
-        raise ConnectRejected(f"connect failed: {e}") from e
-    if reply.get("status") != OK:
-        sender.close()
-        raise ConnectRejected(str(reply.get("reason", "rejected")))
-    return reply
-
-
-async def connect(
-    traddr: str,
-    trsvcid: str,
-    subnqn: str,
-    hostnqn: str,
-    hostid: str,
-    *,
-    hostaddr: str | None = None,
-    kato_ms: int = DEFAULT_KATO_MS,
-    limit_s: float = 1.0,
-    auth: HostAuth | None = None,
-) -> HostConnection:
-    """Connect a controller (admin then I/O queue); raises ConnectRejected."""
-    base = {
-        "op": "connect",
-        "subnqn": subnqn,
-        "hostnqn": hostnqn,
-        "hostid": hostid,
-        "auth": (auth or HostAuth()).to_wire(),
-    }
-    reader, sender = await _open(traddr, trsvcid, hostaddr, limit_s)
-    reply = await _handshake(reader, sender, {**base, "qid": 0, "kato_ms": kato_ms}, limit_s)
-    try:
-        ctrlr = CtrlrData.from_wire(reply["ctrlr"])
-        namespaces = {n.nsid: n for n in (NsData.from_wire(o) for o in reply["namespaces"])}
-    except (KeyError, TypeError) as e:
-        sender.close()
-        raise ConnectRejected("malformed connect reply") from e
-    conn = HostConnection(ctrlr, namespaces, sender.local(), kato_ms)
-    conn.admin = _HostQpair(reader, sender, conn._event, conn._lost)
-    try:
-        io_reader, io_sender = await _open(traddr, trsvcid, hostaddr, limit_s)
-        await _handshake(io_reader, io_sender, {**base, "qid": 1, "cntlid": ctrlr.cntlid}, limit_s)
-    except ConnectRejected:
-        sender.close()
-        raise
-    conn.io = _HostQpair(io_reader, io_sender, conn._event, conn._lost)
-    conn.admin.start()
-    conn.io.start()
-    conn._keepalive = asyncio.get_running_loop().create_task(conn._keep_alive())
-    return conn
+__all__ = ["DEFAULT_MAX_IO_SIZE", "Export", "ExportedNs", "TcpState"]
