@@ -75,10 +75,6 @@ NVME_OPTIONS: dict[str, Any] = {
     "multipath_opts": {"policy": "active_passive"},
 }
 NVME_HOTPLUG = {"period_us": 100000, "enable": False}
-# What an SPDK NVMe-oF/TCP target grants by default (max_io_qpairs_per_ctrlr), and the
-# fabrics connect timeout of a release build.
-NVME_NUM_IO_QUEUES = 127
-NVME_FABRICS_CONNECT_TIMEOUT_US = 500000
 
 IOBUF_OPTIONS = {
     "small_pool_count": 8192,
@@ -203,59 +199,30 @@ def raid_options(target: Target) -> dict[str, Any]:
     return opts
 
 
-def nvme_options(target: Target) -> dict[str, Any]:
-    opts = dict(NVME_OPTIONS)
-    for st in state_of_class(target, "nvme"):
-        src = attr(st, None, "options", "opts")
-        if isinstance(src, dict):
-            opts.update({k: v for k, v in src.items() if k in opts})
-    return opts
-
-
-def nvme_hotplug(target: Target) -> dict[str, Any]:
-    opts = dict(NVME_HOTPLUG)
-    for st in state_of_class(target, "nvme"):
-        src = attr(st, None, "hotplug")
-        if isinstance(src, dict):
-            opts.update({k: v for k, v in src.items() if k in opts})
-    return opts
-
-
-def nvme_controller_config(target: Target, ctrlr: dict[str, Any]) -> list[Entry]:
-    """bdev_nvme_attach_controller for each path of one bdev_nvme_get_controllers entry."""
-    out = []
-    saved = {}
-    for st in state_of_class(target, "nvme"):
-        ctrlrs = attr(st, {}, "controllers", "ctrlrs")
-        if isinstance(ctrlrs, dict) and ctrlr["name"] in ctrlrs:
-            saved = ctrlrs[ctrlr["name"]]
-    for path in ctrlr.get("ctrlrs", []):
-        params: dict[str, Any] = {"name": ctrlr["name"]}
-        params.update({k: v for k, v in path.get("trid", {}).items() if v != ""})
-        params["prchk_reftag"] = bool(attr(saved, False, "prchk_reftag"))
-        params["prchk_guard"] = bool(attr(saved, False, "prchk_guard"))
-        for key in ("ctrlr_loss_timeout_sec", "reconnect_delay_sec", "fast_io_fail_timeout_sec"):
-            params[key] = attr(saved, 0, key)
-        for key in ("psk", "dhchap_key", "dhchap_ctrlr_key"):
-            value = attr(saved, None, key)
-            if value:
-                params[key] = value
-        host = path.get("host", {})
-        params["hostnqn"] = host.get("nqn", attr(saved, "", "hostnqn"))
-        params["hdgst"] = bool(attr(saved, False, "hdgst"))
-        params["ddgst"] = bool(attr(saved, False, "ddgst"))
-        if host.get("addr"):
-            params["hostaddr"] = host["addr"]
-        if host.get("svcid"):
-            params["hostsvcid"] = host["svcid"]
-        if attr(saved, None, "multipath") == "multipath":
-            params["multipath"] = "multipath"
-        params["fabrics_connect_timeout_us"] = attr(
-            saved, NVME_FABRICS_CONNECT_TIMEOUT_US, "fabrics_connect_timeout_us"
-        )
-        params["num_io_queues"] = attr(saved, NVME_NUM_IO_QUEUES, "num_io_queues")
-        params["multipath_opts"] = {"policy": "active_passive"}
-        out.append(call("bdev_nvme_attach_controller", params))
+def nvme_config(target: Target, bdevs: list[Bdev]) -> Section:
+    """bdev_nvme_config_json: options, a batch of attach calls, multipath policies, hotplug."""
+    entries: list[Entry] = []
+    try:
+        nvme = importlib.import_module(f"{__package__}.nvme")
+        entries = list(nvme.config_entries(target))
+    except (ImportError, AttributeError):
+        pass
+    options = [e for e in entries if e["method"] == "bdev_nvme_set_options"]
+    attach = [e for e in entries if e["method"] == "bdev_nvme_attach_controller"]
+    hotplug = [e for e in entries if e["method"] == "bdev_nvme_set_hotplug"]
+    others = [e for e in entries if e not in options and e not in attach and e not in hotplug]
+    out: Section = options or [call("bdev_nvme_set_options", dict(NVME_OPTIONS))]
+    out.append(attach)
+    for bdev in bdevs:
+        policy = attr(bdev, None, "policy") if bdev.module == "nvme" else None
+        if policy == "active_active":
+            mp: dict[str, Any] = {"name": bdev.name, "policy": policy}
+            mp["selector"] = attr(bdev, "round_robin", "selector")
+            if mp["selector"] == "round_robin":
+                mp["rr_min_io"] = attr(bdev, 1, "rr_min_io", "min_io")
+            out.append(call("bdev_nvme_set_multipath_policy", mp))
+    out.extend(others)
+    out.extend(hotplug or [call("bdev_nvme_set_hotplug", dict(NVME_HOTPLUG))])
     return out
 
 
@@ -336,13 +303,8 @@ async def bdev_section(target: Target) -> Section:
         if cfg.uuid is not None and cfg.uuid != NIL_UUID:
             params["uuid"] = cfg.uuid
         out.append(call("bdev_error_create", params))
-    out.append(call("bdev_nvme_set_options", nvme_options(target)))
-    attach: list[Entry] = []
-    for ctrlr in await query(target, "bdev_nvme_get_controllers") or []:
-        attach.extend(nvme_controller_config(target, ctrlr))
-    out.append(attach)
-    out.append(call("bdev_nvme_set_hotplug", nvme_hotplug(target)))
     bdevs = list(target.iter_bdevs())
+    out.extend(nvme_config(target, bdevs))
     out.append([null_config(b) for b in bdevs if isinstance(b, NullBdev)])
     out.append([malloc_config(b) for b in bdevs if isinstance(b, MallocBdev)])
     raids = {r["name"]: r for r in await query(target, "bdev_raid_get_bdevs", {"category": "all"}) or []}
