@@ -152,6 +152,10 @@ def test_exported_malloc_carries_the_raid_superblock(targets: Callable[[str], Ta
     # the superblock written by b's raid went over the wire into a's malloc
     stats = rpc(a, "bdev_get_iostat", {"names": ["L"]})["bdevs"][0]
     assert stats["num_write_ops"] > 0 and stats["bytes_written"] > 0
+    # a detach tells the exporter: its controller is gone by the time the detach returns
+    assert rpc(b, "bdev_nvme_detach_controller", {"name": "nvme0"}) is True
+    assert rpc(a, "nvmf_subsystem_get_controllers", {"nqn": NQN}) == []
+    assert mirror(b)["num_base_bdevs_discovered"] == 1
 
 
 def test_killed_exporter_degrades_the_mirror_after_ctrlr_loss_timeout(

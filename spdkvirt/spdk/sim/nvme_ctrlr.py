@@ -594,8 +594,8 @@ class NvmeCtrlr:
         if self.recovery is not None and self.recovery is not asyncio.current_task():
             self.recovery.cancel()
         if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+            conn, self.conn = self.conn, None
+            await conn.shutdown()
         for ns in list(self.namespaces.values()):
             await self.depopulate(ns)
         self.owner.remove(self)

@@ -9,6 +9,7 @@ sent every KATO/2, stays unanswered for KATO (a silent exporter).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,6 +159,13 @@ class HostConnection:
         msg, _ = await self.io.request({"op": "write", "nsid": nsid, "offset": offset}, data)
         return str(msg.get("status"))
 
+    async def shutdown(self) -> None:
+        """Tell the controller the host is going (shutdown notification), then close."""
+        if self.admin is not None and not self.lost.is_set():
+            with contextlib.suppress(WireError, TimeoutError):
+                await asyncio.wait_for(self.admin.request({"op": "shutdown"}), timeout=1.0)
+        self.close()
+
     def close(self) -> None:
         self.lost.set()
         for q in (self.admin, self.io):
@@ -185,10 +193,8 @@ async def _handshake(
         await sender.send(msg)
         reply, _ = await asyncio.wait_for(recv_msg(reader), timeout=limit_s)
     except (WireError, TimeoutError) as e:
-        sender.close()
         raise ConnectRejected(f"connect failed: {e}") from e
     if reply.get("status") != OK:
-        sender.close()
         raise ConnectRejected(str(reply.get("reason", "rejected")))
     return reply
 
@@ -213,22 +219,25 @@ async def connect(
         "hostid": hostid,
         "auth": (auth or HostAuth()).to_wire(),
     }
-    reader, sender = await _open(traddr, trsvcid, hostaddr, limit_s)
-    reply = await _handshake(reader, sender, {**base, "qid": 0, "kato_ms": kato_ms}, limit_s)
+    opened: list[Sender] = []
     try:
-        ctrlr = CtrlrData.from_wire(reply["ctrlr"])
-        namespaces = {n.nsid: n for n in (NsData.from_wire(o) for o in reply["namespaces"])}
-    except (KeyError, TypeError) as e:
-        sender.close()
-        raise ConnectRejected("malformed connect reply") from e
+        reader, sender = await _open(traddr, trsvcid, hostaddr, limit_s)
+        opened.append(sender)
+        reply = await _handshake(reader, sender, {**base, "qid": 0, "kato_ms": kato_ms}, limit_s)
+        try:
+            ctrlr = CtrlrData.from_wire(reply["ctrlr"])
+            namespaces = {n.nsid: n for n in (NsData.from_wire(o) for o in reply["namespaces"])}
+        except (KeyError, TypeError) as e:
+            raise ConnectRejected("malformed connect reply") from e
+        io_reader, io_sender = await _open(traddr, trsvcid, hostaddr, limit_s)
+        opened.append(io_sender)
+        await _handshake(io_reader, io_sender, {**base, "qid": 1, "cntlid": ctrlr.cntlid}, limit_s)
+    except BaseException:  # refused, or the attempt was cancelled: nothing stays open
+        for s in opened:
+            s.close()
+        raise
     conn = HostConnection(ctrlr, namespaces, sender.local(), kato_ms)
     conn.admin = _HostQpair(reader, sender, conn._event, conn._lost)
-    try:
-        io_reader, io_sender = await _open(traddr, trsvcid, hostaddr, limit_s)
-        await _handshake(io_reader, io_sender, {**base, "qid": 1, "cntlid": ctrlr.cntlid}, limit_s)
-    except ConnectRejected:
-        sender.close()
-        raise
     conn.io = _HostQpair(io_reader, io_sender, conn._event, conn._lost)
     conn.admin.start()
     conn.io.start()

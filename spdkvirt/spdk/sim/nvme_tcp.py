@@ -462,6 +462,10 @@ async def _admin_loop(
         op = msg.get("op")
         if op == "keepalive":
             await sender.send({"tag": msg.get("tag"), "status": OK})
+        elif op == "shutdown":
+            await sender.send({"tag": msg.get("tag"), "status": OK})
+            _drop(st, ctrlr)
+            return
         elif op == "identify":
             export = st.lookup(target, ctrlr.nqn)
             view = export.ns_data(ctrlr.listen) if export is not None else ()
