@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import struct
 import uuid as uuidlib
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,8 +154,8 @@ class ErrorBdev(Bdev):
             self.inflight -= 1
 
     # ---- base bdev ------------------------------------------------------------------------
-    def base_removed(self, bdev: Bdev) -> None:
-        self.target.spawn(self.target.unregister_bdev(self))
+    def base_removed(self, bdev: Bdev) -> Awaitable[None]:
+        return self.target.unregister_bdev(self)
 
     async def destruct(self) -> None:
         held, self.held = self.held, []

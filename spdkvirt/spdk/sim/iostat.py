@@ -75,18 +75,19 @@ def stat_json(stats: IoStats, maxmin_valid: bool = True) -> dict[str, Any]:
 
 
 def channel_threads(bdev: Bdev, seen: set[int] | None = None) -> list[int]:
-    """Ids of the threads holding an I/O channel to bdev, in thread id order."""
+    """Ids of the threads holding an I/O channel to bdev, in thread id order.
+
+    A user holds channels where it does I/O: an NVMe-oF namespace on the poll group, an
+    lvstore (blobstore) on the app thread; a bdev built on top of this one (raid, lvol, error)
+    holds one wherever it has channels itself.
+    """
     seen = set() if seen is None else seen
     if id(bdev) in seen:
         return []
     seen.add(id(bdev))
     threads: set[int] = set()
     for user in bdev.users():
-        if isinstance(user, Bdev):
-            threads.update(channel_threads(user, seen))
-            continue
-        upper = getattr(user, "bdev", None)
-        if isinstance(upper, Bdev) and upper is not bdev:
+        for upper in _upper_bdevs(user, bdev):
             threads.update(channel_threads(upper, seen))
         module = type(user).__module__.rsplit(".", 1)[-1]
         if module == "nvmf":
@@ -94,6 +95,17 @@ def channel_threads(bdev: Bdev, seen: set[int] | None = None) -> list[int]:
         elif module == "lvol":
             threads.add(APP_THREAD_ID)
     return sorted(threads)
+
+
+def _upper_bdevs(user: Any, bdev: Bdev) -> list[Bdev]:
+    """The bdevs a user of bdev exposes on top of it (itself, a raid, an lvstore's lvols)."""
+    if isinstance(user, Bdev):
+        return [user]
+    out: list[Bdev] = []
+    for value in getattr(user, "__dict__", {}).values():
+        items = value if isinstance(value, list) else [value]
+        out.extend(v for v in items if isinstance(v, Bdev) and v is not bdev)
+    return out
 
 
 def _maxmin_valid(st: IostatState, bdev: Bdev) -> bool:
