@@ -151,6 +151,37 @@ async def test_namespace_events_add_resize_and_remove(pair: Pair) -> None:
     assert await _has(pair.host, "nvme0n1")
 
 
+async def test_namespace_visibility_per_host(pair: Pair) -> None:
+    await pair.exp("bdev_malloc_create", {"name": "M1", "num_blocks": 2048, "block_size": 512})
+    await pair.export()
+    await pair.exp(
+        "nvmf_subsystem_add_ns", {"nqn": NQN, "namespace": {"bdev_name": "M1", "nsid": 2, "no_auto_visible": True}}
+    )
+    assert await pair.attach(hostnqn=HOSTNQN) == ["nvme0n1"]
+    await pair.exp("nvmf_ns_add_host", {"nqn": NQN, "nsid": 2, "host": HOSTNQN})
+    await until(lambda: _has(pair.host, "nvme0n2"))
+    await pair.exp("nvmf_ns_remove_host", {"nqn": NQN, "nsid": 2, "host": HOSTNQN})
+    await until(lambda: _gone(pair.host, "nvme0n2"))
+
+
+async def test_controller_ids_follow_the_subsystem(pair: Pair) -> None:
+    await pair.exp("nvmf_create_transport", {"trtype": "TCP"})
+    await pair.exp("nvmf_create_subsystem", {"nqn": NQN, "allow_any_host": True, "min_cntlid": 5, "max_cntlid": 6})
+    await pair.listen(pair.port)
+    await pair.attach()
+    assert [c["cntlid"] for c in await pair.ctrlrs()] == [5]
+    second = free_port()
+    await pair.listen(second)
+    await pair.attach(second)
+    assert [c["cntlid"] for c in await pair.ctrlrs()] == [5, 6]
+    third = free_port()
+    await pair.listen(third)
+    assert (
+        await pair.host.code("bdev_nvme_attach_controller", {"name": "nvme0", "subnqn": NQN, **pair.address(third)})
+        == -5
+    )
+
+
 async def test_ana_inaccessible_queues_io_until_the_path_is_back(pair: Pair) -> None:
     await pair.export(ana=True)
     await pair.attach()

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .bdev import Bdev
@@ -136,7 +136,7 @@ class Export:
 
 
 Lookup = Callable[[Target, str], "Export | None"]
-AuthLookup = Callable[[Target, str, str, tuple[str, str]], tuple[bool, HostAuth]]
+PolicyLookup = Callable[[Target, str, str, tuple[str, str]], "HostPolicy"]
 
 
 def export_of(target: Target, nqn: str) -> Export | None:
@@ -156,21 +156,36 @@ def _digest(key: Any) -> str | None:
     return hashlib.sha256(material.strip()).hexdigest()
 
 
-def required_auth(target: Target, nqn: str, hostnqn: str, listen: tuple[str, str]) -> tuple[bool, HostAuth]:
-    """(secure channel, keys the host must prove) for a host of a subsystem, as nvmf.py keeps them."""
+@dataclass(frozen=True)
+class HostPolicy:
+    """What a subsystem asks of one host on one listener, and what it hides from it."""
+
+    secure: bool = False  # the listener is a secure channel (TLS)
+    auth: HostAuth = field(default_factory=HostAuth)  # the keys the host must prove
+    hidden: frozenset[int] = frozenset()  # nsids not visible to this host (no_auto_visible)
+
+
+def host_policy(target: Target, nqn: str, hostnqn: str, listen: tuple[str, str]) -> HostPolicy:
+    """The host's keys, the listener's secure channel and namespace visibility, as nvmf.py keeps them."""
     from .nvmf import NvmfState
 
     sub = target.state(NvmfState).get(nqn)
     if sub is None:
-        return False, HostAuth()
+        return HostPolicy()
     listener = sub.listener_on(*listen)
     secure = bool(listener is not None and listener.secure_channel)
+    hidden = frozenset(nsid for nsid, ns in sub.namespaces.items() if not ns.visible_to(hostnqn))
     host = sub.find_host(hostnqn)
     if host is None:
-        return secure, HostAuth()
-    return secure, HostAuth(
-        tls=_digest(host.psk), dhchap=_digest(host.dhchap_key), dhchap_ctrlr=_digest(host.dhchap_ctrlr_key)
-    )
+        return HostPolicy(secure, HostAuth(), hidden)
+    auth = HostAuth(tls=_digest(host.psk), dhchap=_digest(host.dhchap_key), dhchap_ctrlr=_digest(host.dhchap_ctrlr_key))
+    return HostPolicy(secure, auth, hidden)
+
+
+def host_view(target: Target, st: TcpState, export: Export, ctrlr: _TargetCtrlr) -> tuple[NsData, ...]:
+    """The namespaces one connected controller sees."""
+    hidden = st.policy(target, export.nqn, ctrlr.hostnqn, ctrlr.listen).hidden
+    return tuple(n for n in export.ns_data(ctrlr.listen) if n.nsid not in hidden)
 
 
 # ---- the exporting side: controllers and queue pairs ----------------------------------------------
@@ -224,9 +239,9 @@ class TcpState:
         self.servers: dict[tuple[str, str], asyncio.Server] = {}
         self.ctrlrs: list[_TargetCtrlr] = []
         self.qpairs: list[_TargetQpair] = []  # in connection order, as one poll group lists them
-        self.next_cntlid: dict[str, int] = {}
+        self.last_cntlid: dict[object, int] = {}  # by subsystem object: a re-created one starts over
         self.lookup: Lookup = export_of
-        self.auth_lookup: AuthLookup = required_auth
+        self.policy: PolicyLookup = host_policy
         self.size_watch: _SizeWatch | None = None
 
     def watch_sizes(self, target: Target, export: Export) -> None:
@@ -286,7 +301,7 @@ def subsystem_changed(target: Target, nqn: str) -> None:
             continue
         ctrlr.in_host_list = in_list
         st.watch_sizes(target, export)
-        view = export.ns_data(ctrlr.listen)
+        view = host_view(target, st, export, ctrlr)
         if view != ctrlr.seen:
             ctrlr.seen = view
             admin = ctrlr.admin
@@ -405,13 +420,12 @@ def _accept(
         raise ConnectRejected(f"subsystem {subnqn} does not listen on {listen[0]}:{listen[1]}")
     if not export.admits(hostnqn):
         raise ConnectRejected(f"host {hostnqn} is not allowed")
-    secure, need = st.auth_lookup(target, subnqn, hostnqn, listen)
-    failure = check_auth(secure, need, HostAuth.from_wire(msg.get("auth")))
+    policy = st.policy(target, subnqn, hostnqn, listen)
+    failure = check_auth(policy.secure, policy.auth, HostAuth.from_wire(msg.get("auth")))
     if failure is not None:
         raise ConnectRejected(failure)
     if qid == 0:
-        cntlid = st.next_cntlid.get(subnqn, 1)
-        st.next_cntlid[subnqn] = cntlid + 1 if cntlid < 0xFFEF else 1
+        cntlid = _new_cntlid(target, st, subnqn)
         kato = msg.get("kato_ms", DEFAULT_KATO_MS)
         ctrlr = _TargetCtrlr(
             subnqn,
@@ -422,7 +436,7 @@ def _accept(
             kato if isinstance(kato, int) and kato >= 0 else DEFAULT_KATO_MS,
         )
         ctrlr.in_host_list = hostnqn in export.hosts
-        ctrlr.seen = export.ns_data(listen)
+        ctrlr.seen = host_view(target, st, export, ctrlr)
         st.watch_sizes(target, export)
         st.ctrlrs.append(ctrlr)
     else:
@@ -437,6 +451,25 @@ def _accept(
     ctrlr.qpairs.append(qpair)
     st.qpairs.append(qpair)
     return ctrlr, qpair
+
+
+def _new_cntlid(target: Target, st: TcpState, nqn: str) -> int:
+    """nvmf_subsystem_gen_cntlid: the next free id in the subsystem's [min_cntlid, max_cntlid]."""
+    from .nvmf import NvmfState
+
+    sub = target.state(NvmfState).get(nqn)
+    lo, hi = (sub.min_cntlid, sub.max_cntlid) if sub is not None else (1, 0xFFEF)
+    key: object = sub if sub is not None else nqn
+    used = {c.cntlid for c in st.ctrlrs if c.nqn == nqn}
+    last = st.last_cntlid.get(key, lo - 1)
+    for _ in range(hi - lo + 1):
+        last = last + 1 if lo <= last + 1 <= hi else lo
+        if last not in used:
+            break
+    else:
+        raise ConnectRejected("no free controller id")
+    st.last_cntlid[key] = last
+    return last
 
 
 async def _watch_keepalive(st: TcpState, ctrlr: _TargetCtrlr) -> None:
@@ -468,7 +501,7 @@ async def _admin_loop(
             return
         elif op == "identify":
             export = st.lookup(target, ctrlr.nqn)
-            view = export.ns_data(ctrlr.listen) if export is not None else ()
+            view = host_view(target, st, export, ctrlr) if export is not None else ()
             await sender.send({"tag": msg.get("tag"), "status": OK, "namespaces": [n.to_wire() for n in view]})
         else:
             await sender.send({"tag": msg.get("tag"), "status": "invalid_opcode"})
@@ -494,6 +527,10 @@ async def _execute(
     export = st.lookup(target, qpair.ctrlr.nqn)
     nsid = msg.get("nsid")
     ns = export.namespace(nsid) if export is not None and isinstance(nsid, int) else None
+    if ns is not None and export is not None:
+        ctrlr = qpair.ctrlr
+        if ns.nsid in st.policy(target, export.nqn, ctrlr.hostnqn, ctrlr.listen).hidden:
+            ns = None
     if export is None or ns is None or ns.bdev.removed:
         return INVALID_NAMESPACE, b""
     if export.ana_state(qpair.listen, ns.anagrpid) not in ANA_ACCESSIBLE:
