@@ -442,6 +442,9 @@ async def iscsi_section(target: Target) -> Section:
     ):
         for obj in await query(target, getter) or []:
             out.append(call(method, obj))
+            histogram = {"name": obj.get("name")}
+            if method == "iscsi_create_target_node" and await query(target, "iscsi_get_histogram", histogram):
+                out.append(call("iscsi_enable_histogram", {"name": obj["name"], "enable": True}))
     return out
 
 
