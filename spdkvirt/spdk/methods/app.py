@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import JsonObject, Methods, as_objects, params
+from .base import JsonObject, Methods, as_list, params
 
 
 class AppMethods(Methods):
@@ -23,11 +23,12 @@ class AppMethods(Methods):
     async def framework_get_subsystems(self) -> list[JsonObject]:
         return await self._objects("framework_get_subsystems")
 
-    async def framework_get_config(self, name: str, *, with_batches: bool | None = None) -> list[JsonObject]:
-        """A subsystem's saved config calls; a subsystem with nothing to save (scsi) gives []."""
+    async def framework_get_config(self, name: str, *, with_batches: bool | None = None) -> list[Any]:
+        """A subsystem's saved config calls ({"method", "params"} objects; with `with_batches`, lists
+        of them are calls that may run together). A subsystem with nothing to save (scsi) gives []."""
         method = "framework_get_config"
         result: Any = await self._call(method, params(name=name, with_batches=with_batches))
-        return [] if result is None else as_objects(method, result)
+        return [] if result is None else as_list(method, result)
 
     async def notify_get_types(self) -> list[str]:
         return await self._strs("notify_get_types")

@@ -89,6 +89,12 @@ def as_object(method: str, value: Any) -> JsonObject:
     return value
 
 
+def as_list(method: str, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise SpdkResultError(method, "a list", value)
+    return value
+
+
 def as_objects(method: str, value: Any) -> list[JsonObject]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise SpdkResultError(method, "a list of objects", value)
