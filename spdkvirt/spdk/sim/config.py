@@ -387,9 +387,13 @@ async def nvmf_section(target: Target) -> Section:
             enable_nssr=bool(attr(st, False, "enable_nssr")),
         )
         creates.append(call("nvmf_create_subsystem", params))
+        known_hosts = {attr(h, None, "nqn"): h for h in attr(st, [], "hosts")}
         for host in sub.get("hosts", []):
             hp: dict[str, Any] = {"nqn": nqn, "host": host["nqn"]}
-            hp.update({k: v for k, v in host.items() if k in ("dhchap_key", "dhchap_ctrlr_key", "psk")})
+            hp.update({k: v for k, v in host.items() if k in ("dhchap_key", "dhchap_ctrlr_key")})
+            psk = attr(known_hosts.get(host["nqn"]), None, "psk")
+            if psk is not None:
+                hp["psk"] = psk if isinstance(psk, str) else attr(psk, "", "name")
             hosts.append(call("nvmf_subsystem_add_host", hp))
         for ns in sub.get("namespaces", []):
             ns_st = nvmf_namespace_state(st, ns["nsid"])
