@@ -29,6 +29,7 @@ READ_TICKS = 60_000
 WRITE_TICKS = 80_000
 
 RESET_MODES = ("all", "maxmin", "error", "none")
+MAX_NAMES = 1024
 QOS_KEYS = ("rw_ios_per_sec", "rw_mbytes_per_sec", "r_mbytes_per_sec", "w_mbytes_per_sec")
 QOS_MIN_IOS_PER_SEC = 1000
 QOS_MAX_MBYTES_PER_SEC = U64_MAX // (1024 * 1024)
@@ -155,8 +156,11 @@ def channel_entries(st: IostatState, bdev: Bdev) -> list[dict[str, Any]]:
 async def bdev_get_iostat(target: Target, params: Any) -> Any:
     p = decode(
         params,
-        {"names": ("list[str]", False), "per_channel": ("bool", False), "reset_mode": ("reset_mode", False)},
-        extra={"reset_mode": lambda v: v in RESET_MODES},
+        {"names": ("names", False), "per_channel": ("bool", False), "reset_mode": ("reset_mode", False)},
+        extra={
+            "reset_mode": lambda v: v in RESET_MODES,
+            "names": lambda v: isinstance(v, list) and len(v) <= MAX_NAMES and all(isinstance(n, str) for n in v),
+        },
     )
     names: list[str] | None = p.get("names")
     per_channel = p.get("per_channel", False)
