@@ -9,6 +9,8 @@ and degrade the raid; an exporter that comes back in time is reconnected silentl
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -224,6 +226,23 @@ def test_exporter_back_within_ctrlr_loss_timeout_is_reconnected_silently(
     [leg] = rpc(b, "bdev_get_bdevs", {"name": "nvme0n1"})
     assert leg["uuid"] == LEG_UUID
     assert len(rpc(a, "nvmf_subsystem_get_controllers", {"nqn": NQN})) == 1
+
+
+def test_silent_exporter_is_caught_by_keep_alive(targets: Callable[[str], TargetProcess]) -> None:
+    a, b = targets("a"), targets("b")
+    port = free_port()
+    assert rpc(b, "bdev_nvme_set_options", {"keep_alive_timeout_ms": 2000}) is True
+    build_mirror(a, b, port, loss=3, delay=1, fast_fail=2)
+    assert a.proc is not None
+    os.kill(a.proc.pid, signal.SIGSTOP)  # the connections stay up but nothing answers
+    try:
+        stopped = time.monotonic()
+        poll(lambda: ctrlr_states(b), lambda s: s != ["enabled"], timeout=4.0, interval=0.1)
+        assert time.monotonic() - stopped >= 1.0  # noticed by the keep-alive, not at once
+        poll(lambda: mirror(b)["num_base_bdevs_discovered"], lambda n: n == 1, timeout=8.0, interval=0.1)
+        assert rpc(b, "bdev_nvme_get_controllers") == []
+    finally:
+        os.kill(a.proc.pid, signal.SIGCONT)
 
 
 def test_attach_errors(targets: Callable[[str], TargetProcess]) -> None:

@@ -322,6 +322,7 @@ class NvmeCtrlr:
         self.lib_failed = False  # spdk_nvme_ctrlr_is_failed
         self.reset_start: float | None = None
         self.recovery: asyncio.Task[None] | None = None
+        self.populating = asyncio.Lock()
 
     # ---- state ----------------------------------------------------------------------------------
     @property
@@ -407,7 +408,7 @@ class NvmeCtrlr:
     def _on_event(self, conn: HostConnection) -> None:
         if self.conn is conn and not self.destruct:
             self.cdata = conn.ctrlr
-            self.target.spawn(self.populate(conn.namespaces))
+            self.target.spawn(self.populate(dict(conn.namespaces)))
 
     def refresh_ana(self, ns: NvmeNs) -> None:
         """A path error: re-read the ANA states (nvme_ctrlr_read_ana_log_page)."""
@@ -443,7 +444,11 @@ class NvmeCtrlr:
 
     # ---- namespaces -------------------------------------------------------------------------------
     async def populate(self, current: dict[int, NsData]) -> None:
-        """A namespace change (AEN): update, add and remove namespaces."""
+        """A namespace change (AEN): update, add and remove namespaces, one event at a time."""
+        async with self.populating:
+            await self._populate(current)
+
+    async def _populate(self, current: dict[int, NsData]) -> None:
         for nsid, ns in list(self.namespaces.items()):
             data = current.get(nsid)
             if data is None:

@@ -89,9 +89,13 @@ class Sender:
                 raise WireError(str(e)) from e
 
     def close(self) -> None:
+        """Close now; what a stuck peer has not taken yet is dropped (the connection is reset)."""
         self.closed = True
         with contextlib.suppress(Exception):
-            self.writer.close()
+            if self.writer.transport.get_write_buffer_size():
+                self.writer.transport.abort()
+            else:
+                self.writer.close()
 
     def peer(self) -> tuple[str, str]:
         return addr_of(self.writer.get_extra_info("peername"))
