@@ -103,6 +103,15 @@ class JsonStream:
                     return values
                 if buf[0] not in b"{[":
                     raise SpdkProtocolError(f"reply does not start a JSON object: {bytes(buf[:40])!r}")
+                if buf.rstrip()[-1] in (0x7D, 0x5D):  # } or ]
+                    # the usual case, one whole reply per read: parse without scanning
+                    try:
+                        values.append(json.loads(buf))
+                    except ValueError:
+                        pass  # several values, or one not complete yet: scan
+                    else:
+                        buf.clear()
+                        return values
             end = self._scan()
             if end is None:
                 if len(buf) > self._max:
@@ -179,6 +188,11 @@ class _Connection:
             futures.append(fut)
         self._writer.write(payload)
         return futures
+
+    @property
+    def buffered(self) -> bool:
+        """Whether written bytes are still waiting for the socket (drain before waiting for replies)."""
+        return self._writer.transport.get_write_buffer_size() > 0
 
     async def drain(self) -> None:
         await self._writer.drain()
@@ -356,8 +370,9 @@ class SpdkClient:
         futures = conn.send(ids, payload)
         try:
             try:
-                async with asyncio.timeout_at(deadline):
-                    await conn.drain()
+                if conn.buffered:
+                    async with asyncio.timeout_at(deadline):
+                        await conn.drain()
                 waits = [f for f in futures if not f.done()]
                 if waits:
                     remaining = None if deadline is None else max(0.0, deadline - loop.time())

@@ -357,3 +357,10 @@ def test_json_stream_limits_size() -> None:
     stream = JsonStream(max_size=100)
     with pytest.raises(SpdkProtocolError):
         stream.feed(b'{"a": "' + b"x" * 200)
+
+
+def test_json_stream_value_ending_in_a_brace_before_it_is_complete() -> None:
+    stream = JsonStream()
+    assert stream.feed(b'{"a": {"b": 1}') == []
+    assert stream.feed(b"}  ") == [{"a": {"b": 1}}]
+    assert stream.feed(b'{"x": 1}{"y": 2}\n') == [{"x": 1}, {"y": 2}]
