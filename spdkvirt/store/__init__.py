@@ -7,6 +7,7 @@ Key layout: :mod:`spdkvirt.store.keys`; record schemas: ``schemas/records/<kind>
 from __future__ import annotations
 
 from spdkvirt.store.backend import Backend
+from spdkvirt.store.config import EtcdConfig, FileConfig
 from spdkvirt.store.election import Election, LeaderInfo, Leadership
 from spdkvirt.store.errors import (
     Compacted,
@@ -39,15 +40,17 @@ from spdkvirt.store.types import (
 from spdkvirt.store.url import default_url, parse_url
 
 
-async def open_backend(url: str) -> Backend:
-    """The raw backend for ``url`` (no validation): for tools that must see bad records too."""
-    from spdkvirt.store.etcd import EtcdBackend
-    from spdkvirt.store.file import FileBackend
-    from spdkvirt.store.url import FileConfig
+async def open_backend(url: str, *, create: bool = True) -> Backend:
+    """The raw backend for ``url`` (no validation): for tools that must see bad records too.
 
+    ``create=False``: a file store that does not exist yet is an error rather than made empty."""
     cfg = parse_url(url)
     if isinstance(cfg, FileConfig):
-        return await FileBackend.open(cfg.path, snapshot_bytes=cfg.snapshot_bytes, history=cfg.history)
+        from spdkvirt.store.file import FileBackend
+
+        return await FileBackend.open(cfg.path, snapshot_bytes=cfg.snapshot_bytes, history=cfg.history, create=create)
+    from spdkvirt.store.etcd import EtcdBackend
+
     return await EtcdBackend.open(cfg)
 
 
@@ -63,8 +66,10 @@ __all__ = [
     "CorruptStore",
     "Delete",
     "Election",
+    "EtcdConfig",
     "Event",
     "EventKind",
+    "FileConfig",
     "Get",
     "GuardFailed",
     "InvalidRecord",

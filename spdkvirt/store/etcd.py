@@ -20,10 +20,10 @@ import grpc  # type: ignore[import-untyped]
 from aetcd import rpc
 
 from spdkvirt.store.backend import Backend, BackendWatch
+from spdkvirt.store.config import EtcdConfig
 from spdkvirt.store.errors import Compacted, LeaseNotFound, StoreClosed, StoreError, StoreUnavailable
 from spdkvirt.store.etcdconn import (
     Connection,
-    EtcdConfig,
     EtcdRpcError,
     Stubs,
     details,

@@ -16,13 +16,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc  # type: ignore[import-untyped]
 from aetcd import rpc
 
+from spdkvirt.store.config import EtcdConfig
 from spdkvirt.store.errors import OutcomeUnknown, StoreError, StoreUnavailable
 
 T = TypeVar("T")
@@ -53,31 +54,6 @@ _NOT_APPLIED = (
     "etcdserver: not capable",
 )
 _AUTH = ("invalid auth token", "auth store is old", "user name is empty")
-
-
-@dataclass(frozen=True)
-class EtcdConfig:
-    """How to reach an etcd cluster (parsed from ``etcd://`` URLs by :mod:`spdkvirt.store.url`)."""
-
-    endpoints: tuple[tuple[str, int], ...]
-    namespace: str = ""
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls: bool = False
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    server_name: str | None = None
-    #: seconds one request may take
-    timeout: float = 5.0
-    #: seconds to keep retrying (failing over) before giving up
-    retry_timeout: float = 15.0
-
-    def __post_init__(self) -> None:
-        if not self.endpoints:
-            raise ValueError("etcd: at least one endpoint is needed")
-        if (self.user is None) != (self.password is None):
-            raise ValueError("etcd: user and password go together")
 
 
 class EtcdRpcError(StoreError):

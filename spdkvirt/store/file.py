@@ -23,14 +23,13 @@ from typing import Any, TypeVar
 
 from spdkvirt.store import filelog
 from spdkvirt.store.backend import Backend, BackendWatch
+from spdkvirt.store.config import DEFAULT_HISTORY, DEFAULT_SNAPSHOT_BYTES
 from spdkvirt.store.errors import Compacted, CorruptStore, LeaseNotFound, StoreClosed, StoreError, StoreLocked
 from spdkvirt.store.filestate import Change, MemState, copy_event, copy_kv
 from spdkvirt.store.types import Compare, Event, Op, RangeResult, TxnResult
 
 T = TypeVar("T")
 
-DEFAULT_SNAPSHOT_BYTES = 8 << 20
-DEFAULT_HISTORY = 10_000
 _EXPIRY_TICK = 0.25
 
 
@@ -82,6 +81,7 @@ class FileBackend(Backend):
         self._closing = False
         self._failed: str | None = None
         self._expiry: asyncio.Task[None] | None = None
+        self._create = True
 
     @classmethod
     async def open(
@@ -90,8 +90,11 @@ class FileBackend(Backend):
         *,
         snapshot_bytes: int = DEFAULT_SNAPSHOT_BYTES,
         history: int = DEFAULT_HISTORY,
+        create: bool = True,
     ) -> FileBackend:
+        """Open (with ``create``: create if missing) the store in directory ``path``."""
         backend = cls(Path(path), snapshot_bytes=snapshot_bytes, history=history)
+        backend._create = create
         await asyncio.to_thread(backend._load)
         backend._expiry = asyncio.create_task(backend._expire_leases(), name=f"lease expiry {backend.path}")
         return backend
@@ -102,6 +105,8 @@ class FileBackend(Backend):
         self.path = self.path.absolute()
         self.url = f"file://{self.path}"
         created = not self.path.exists()
+        if created and not self._create:
+            raise StoreError(f"no file store at {self.path}")
         self.path.mkdir(parents=True, exist_ok=True)
         if created:
             filelog.fsync_dir(self.path.parent)

@@ -191,12 +191,13 @@ class LocalEtcd:
             m.proc.send_signal(sig)
             m.proc.wait(timeout=10)
 
-    def restart(self, index: int, timeout: float = 30.0) -> None:
-        """Start member ``index`` again on its data directory and wait until it is healthy."""
+    def restart(self, index: int, *, wait: bool = True, timeout: float = 30.0) -> None:
+        """Start member ``index`` again on its data directory (and wait until it is healthy)."""
         if self.members[index].running:
             raise RuntimeError(f"member {index} is running")
         self._spawn(index)
-        self._wait(lambda: self._healthy(self.members[index]), timeout, f"member {index} to rejoin")
+        if wait:
+            self._wait(lambda: self._healthy(self.members[index]), timeout, f"member {index} to rejoin")
 
     def stop(self) -> None:
         """Kill every member this object started and remove the data directories."""

@@ -12,23 +12,14 @@ Without a password in the URL, ``$SPDKVIRT_ETCD_PASSWORD`` is used when a user i
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from spdkvirt.store.etcdconn import EtcdConfig
-from spdkvirt.store.file import DEFAULT_HISTORY, DEFAULT_SNAPSHOT_BYTES
+from spdkvirt.store.config import DEFAULT_HISTORY, DEFAULT_SNAPSHOT_BYTES, EtcdConfig, FileConfig
 
 ENV_URL = "SPDKVIRT_STORE"
 ENV_PASSWORD = "SPDKVIRT_ETCD_PASSWORD"
 ETCD_DEFAULT_PORT = 2379
-
-
-@dataclass(frozen=True)
-class FileConfig:
-    path: Path
-    snapshot_bytes: int = DEFAULT_SNAPSHOT_BYTES
-    history: int = DEFAULT_HISTORY
 
 
 def default_url() -> str:

@@ -1,0 +1,1 @@
+"""The ``spdkvirt`` command line: one module per command group, wired together in :mod:`.main`."""

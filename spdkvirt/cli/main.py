@@ -1,0 +1,33 @@
+"""Entry point of the ``spdkvirt`` command: argparse with one subcommand group per module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from spdkvirt import __version__
+from spdkvirt.cli import store_cmd
+
+#: command groups: each module has ``register(subparsers)`` and sets ``func`` on its parsers
+GROUPS = (store_cmd,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spdkvirt", description="Control plane for SPDK storage clusters.")
+    parser.add_argument("--version", action="version", version=f"spdkvirt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for group in GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
