@@ -18,7 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -45,13 +45,15 @@ def percentile(samples_ns: list[int], q: float) -> float:
 def simulator(poll_ms: float) -> Iterator[str]:
     workdir = Path(tempfile.mkdtemp(prefix="spdkvirt-bench"))
     sock = str(workdir / "spdk.sock")
+    log = workdir / "sim.log"
     cmd = [sys.executable, "-m", "spdkvirt.spdk.sim.main", "-r", sock, "--rpc-poll-ms", str(poll_ms)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while not raw_ready(sock):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"simulator did not start: {' '.join(cmd)}")
+                raise SystemExit(f"simulator did not start: {' '.join(cmd)}\n{log.read_text()[-2000:]}")
             time.sleep(0.02)
         yield sock
     finally:
@@ -61,10 +63,7 @@ def simulator(poll_ms: float) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        with contextlib.suppress(OSError):
-            os.unlink(sock)
-        with contextlib.suppress(OSError):
-            workdir.rmdir()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def raw_ready(path: str) -> bool:

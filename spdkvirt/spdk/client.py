@@ -336,6 +336,7 @@ class SpdkClient:
         Results come back in request order. With `return_exceptions` an error takes its request's
         place in the list; otherwise the first error is raised once every reply is in. `as_array`
         sends a JSON-RPC batch array instead of pipelined requests (SPDK answers it with one array).
+        SPDK reads up to 32 KiB of requests per poller tick, so very large batches take several ticks.
         """
         reqs = [_request(r) for r in requests]
         if not reqs:
