@@ -38,8 +38,6 @@ def etcd_url(cluster: LocalEtcd, namespace: str = "") -> str:
     return url + ("&" if "?" in url else "?") + TEST_OPTIONS
 
 
-
-
 def namespace_for(request: pytest.FixtureRequest) -> str:
     """A key namespace unique to the requesting test, so tests can share one cluster."""
     return "t-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:]
