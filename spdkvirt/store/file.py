@@ -1,5 +1,10 @@
 """The embedded store (``file:///path/to/dir``): the single-machine default, needing nothing installed.
 
+Why one log rather than one file per key prefix: a multi-key transaction is a single appended line, so
+it is atomic without a second journal; revisions and the change history that watches replay come
+straight out of the log; appending one line and one fdatasync is the cheapest durable write. The log is
+JSON lines and the snapshot plain JSON, so both stay readable (``spdkvirt store dump`` prints the state).
+
 One process owns a directory at a time (an exclusive ``flock`` on ``LOCK``; a second opener gets
 :class:`StoreLocked`). State lives in memory and is made durable by an fsync'd append log with
 snapshot compaction (see :mod:`spdkvirt.store.filelog`); a write is acknowledged only once its log
@@ -34,14 +39,17 @@ _EXPIRY_TICK = 0.25
 
 
 class _FileWatch(BackendWatch):
-    def __init__(self, backend: FileBackend, key: str, prefix: bool) -> None:
+    def __init__(self, backend: FileBackend, key: str, prefix: bool, start: int) -> None:
         self._backend = backend
         self._key = key
         self._prefix = prefix
+        self._start = start
         self._queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
 
-    def matches(self, key: str) -> bool:
-        return key.startswith(self._key) if self._prefix else key == self._key
+    def matches(self, ev: Event) -> bool:
+        if ev.revision < self._start:
+            return False
+        return ev.key.startswith(self._key) if self._prefix else ev.key == self._key
 
     def push(self, item: Event | BaseException | None) -> None:
         self._queue.put_nowait(copy_event(item) if isinstance(item, Event) else item)
@@ -183,7 +191,7 @@ class FileBackend(Backend):
     def _publish(self, events: Sequence[Event]) -> None:
         for w in list(self._watchers):
             for ev in events:
-                if w.matches(ev.key):
+                if w.matches(ev):
                     w.push(ev)
 
     # committing
@@ -263,13 +271,13 @@ class FileBackend(Backend):
 
     def watch(self, key: str, *, prefix: bool, start_revision: int) -> BackendWatch:
         self._check_open()
-        w = _FileWatch(self, key, prefix)
+        w = _FileWatch(self, key, prefix, start_revision)
         st = self._state
         if start_revision < st.compact_revision:
             w.push(Compacted(st.compact_revision))
             return w
         for ev in st.events_since(start_revision):
-            if w.matches(ev.key):
+            if w.matches(ev):
                 w.push(ev)
         self._watchers.add(w)
         return w

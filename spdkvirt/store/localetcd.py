@@ -34,7 +34,10 @@ class EtcdMissing(RuntimeError):
 
 
 def etcd_binary() -> str | None:
-    """Path of the etcd server binary, or None."""
+    """Path of the etcd server binary ($SPDKVIRT_ETCD, else etcd on PATH or in /usr/bin), or None."""
+    chosen = os.environ.get("SPDKVIRT_ETCD")
+    if chosen is not None:
+        return chosen if os.access(chosen, os.X_OK) else None
     return shutil.which("etcd") or next((p for p in ("/usr/bin/etcd",) if os.access(p, os.X_OK)), None)
 
 
