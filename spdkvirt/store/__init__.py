@@ -24,7 +24,7 @@ from spdkvirt.store.errors import (
     StoreUnavailable,
 )
 from spdkvirt.store.lease import Lease
-from spdkvirt.store.store import GuardFailed, Store, Watch, WatchCursor
+from spdkvirt.store.store import GuardFailed, Resync, Store, Watch, WatchCursor
 from spdkvirt.store.types import (
     Compare,
     Delete,
@@ -84,6 +84,7 @@ __all__ = [
     "Problem",
     "Put",
     "RangeResult",
+    "Resync",
     "Store",
     "StoreClosed",
     "StoreError",

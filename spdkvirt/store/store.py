@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from spdkvirt.store import keys
 from spdkvirt.store.backend import MAX_TXN_OPS, Backend, BackendWatch
-from spdkvirt.store.errors import Conflict, InvalidRecord, Problem, StoreError
+from spdkvirt.store.errors import Compacted, Conflict, InvalidRecord, Problem, StoreError
 from spdkvirt.store.lease import Lease
 from spdkvirt.store.schema import Schemas, schemas
 from spdkvirt.store.types import (
@@ -55,6 +55,14 @@ class WatchCursor:
 
     revision: int
     skip: int = 0
+
+
+@dataclass(frozen=True)
+class Resync:
+    """A full read of a prefix at ``revision``: it replaces everything a follower knew."""
+
+    kvs: tuple[KeyValue, ...]
+    revision: int
 
 
 class Watch:
@@ -262,6 +270,26 @@ class Store:
             cursor = WatchCursor(max(start, 1))
         inner = self.backend.watch(key, prefix=prefix, start_revision=cursor.revision)
         return Watch(inner, cursor, self.schemas if validate else None)
+
+    async def follow(self, prefix: str, *, after: WatchCursor | None = None) -> AsyncIterator[Resync | Event]:
+        """Keep up with a prefix: a :class:`Resync` (full read), then every change in order.
+
+        Resuming from ``after`` (a cursor kept from before) gives just the changes since; when those
+        were compacted away, a fresh :class:`Resync` comes instead, so nothing is ever missed.
+        """
+        cursor = after
+        while True:
+            if cursor is None:
+                snap = await self.range(prefix)
+                yield Resync(snap.kvs, snap.revision)
+                cursor = WatchCursor(snap.revision + 1)
+            try:
+                async with await self.watch(prefix, after=cursor) as w:
+                    async for ev in w:
+                        cursor = w.cursor
+                        yield ev
+            except Compacted:
+                cursor = None
 
     # leases and elections
 

@@ -19,7 +19,9 @@ from spdkvirt.store import (
     InvalidRecord,
     LeaseNotFound,
     Put,
+    Resync,
     Store,
+    WatchCursor,
     keys,
     open_store,
 )
@@ -421,3 +423,31 @@ async def test_watch_from_a_future_revision_waits_for_it(store: Store) -> None:
             await store.put(N1, records.node("n1", generation=i))
         got = await collect(w, 2)
     assert [e.revision for e in got] == [now + 3, now + 4]
+
+
+async def test_follow_resyncs_after_compaction(store: Store) -> None:
+    await store.put(N1, records.node("n1"))
+    items: list[Any] = []
+    follower = store.follow(NODES)
+    items.append(await anext(follower))
+    await store.put(N2, records.node("n2"))
+    items.append(await anext(follower))
+    await follower.aclose()
+    assert isinstance(items[0], Resync) and [kv.key for kv in items[0].kvs] == [N1]
+    assert items[1].key == N2
+    cursor = WatchCursor(items[1].revision, 1)
+
+    # resuming from a cursor: only what changed since
+    await store.put(N3, records.node("n3"))
+    resumed = store.follow(NODES, after=cursor)
+    assert (await anext(resumed)).key == N3
+    await resumed.aclose()
+
+    # resuming from a cursor that was compacted away: a full re-read instead
+    rev = await store.put(N1, records.node("n1", generation=1))
+    await store.compact(rev)
+    again = store.follow(NODES, after=cursor)
+    first = await anext(again)
+    await again.aclose()
+    assert isinstance(first, Resync) and first.revision >= rev
+    assert [kv.key for kv in first.kvs] == [N1, N2, N3]
