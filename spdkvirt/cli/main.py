@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from spdkvirt import __version__
-from spdkvirt.cli import store_cmd
+from spdkvirt.cli import demo_cmd, store_cmd
 
 #: command groups: each module has ``register(subparsers)`` and sets ``func`` on its parsers
-GROUPS = (store_cmd,)
+GROUPS = (demo_cmd, store_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
