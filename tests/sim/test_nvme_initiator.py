@@ -288,6 +288,32 @@ async def test_dhchap_keys_from_the_keyring(pair: Pair, tmp_path: Path) -> None:
     assert await pair.host("bdev_nvme_attach_controller", {**base, "dhchap_key": "key0"}) == ["nvme0n1"]
 
 
+async def test_reset_disable_and_enable(pair: Pair) -> None:
+    await pair.export()
+    await pair.attach(ctrlr_loss_timeout_sec=10, reconnect_delay_sec=2)
+    leg = pair.host.target.get_bdev("nvme0n1")
+    assert await pair.host("bdev_nvme_reset_controller", {"name": "nvme0"}) is True
+    [ctrlr] = await pair.ctrlrs()
+    assert ctrlr["state"] == "enabled" and ctrlr["cntlid"] == 2  # a new controller on the target
+    assert await pair.host("bdev_nvme_disable_controller", {"name": "nvme0"}) is True
+    assert [c["state"] for c in await pair.ctrlrs()] == ["disabled"]
+    assert await pair.exp("nvmf_subsystem_get_controllers", {"nqn": NQN}) == []
+    with pytest.raises(RpcError):
+        await leg.write(0, b"\x04" * 512)  # a disabled controller fails I/O at once
+    assert await pair.host("bdev_nvme_disable_controller", {"name": "nvme0"}) is True
+    assert await pair.host("bdev_nvme_enable_controller", {"name": "nvme0", "cntlid": 2}) is True
+    assert [c["state"] for c in await pair.ctrlrs()] == ["enabled"]
+    await leg.write(0, b"\x04" * 512)
+    assert await pair.host.code("bdev_nvme_reset_controller", {"name": "nvme0", "cntlid": 9}) == -19
+    assert await pair.host.code("bdev_nvme_reset_controller", {"name": "nope"}) == -19
+    assert await pair.host.code("bdev_nvme_reset_controller", {"nm": "nvme0"}) == -32602
+    # a reset that cannot reconnect fails, and the controller goes on trying
+    await pair.exp("nvmf_subsystem_remove_listener", {"nqn": NQN, "listen_address": pair.address()})
+    await until(lambda: _state(pair, "reconnect_is_delayed"))
+    assert await pair.host.code("bdev_nvme_reset_controller", {"name": "nvme0"}) == -1
+    assert [c["state"] for c in await pair.ctrlrs()] == ["reconnect_is_delayed"]
+
+
 async def test_rpc_errors(pair: Pair) -> None:
     await pair.export()
     assert await pair.host.code("bdev_nvme_get_controllers", {"name": "nope"}) == -22

@@ -390,6 +390,52 @@ async def bdev_nvme_get_controllers(target: Target, params: Any) -> Any:
     return [owner.info_json() for owner in st.ctrlrs.values()]
 
 
+# ---- reset, enable, disable ---------------------------------------------------------------------------
+CTRLR_OP_SPEC: dict[str, tuple[str, bool]] = {"name": ("str", True), "cntlid": ("u16", False)}
+
+
+async def _controller_op(target: Target, params: Any, op: str) -> Any:
+    """rpc_bdev_nvme_controller_op: one controller by cntlid, else each in turn until one fails."""
+    try:
+        p = decode(params, CTRLR_OP_SPEC)
+    except RpcError:
+        raise RpcError(INVALID_PARAMS, "Invalid argument") from None
+    owner = target.state(NvmeState).ctrlrs.get(p["name"])
+    if owner is None:
+        raise errno_error(ENODEV)
+    cntlid = p.get("cntlid", 0)
+    ctrlrs = list(owner.ctrlrs)
+    if cntlid:
+        ctrlrs = [c for c in ctrlrs if c.cdata.cntlid == cntlid]
+        if not ctrlrs:
+            raise errno_error(ENODEV)
+    for ctrlr in ctrlrs:
+        if op == "reset":
+            rc = await ctrlr.reset()
+        elif op == "enable":
+            rc = await ctrlr.enable()
+        else:
+            rc = await ctrlr.disable()
+        if rc:
+            raise errno_error(-rc)
+    return True
+
+
+@rpc("bdev_nvme_reset_controller")
+async def bdev_nvme_reset_controller(target: Target, params: Any) -> Any:
+    return await _controller_op(target, params, "reset")
+
+
+@rpc("bdev_nvme_enable_controller")
+async def bdev_nvme_enable_controller(target: Target, params: Any) -> Any:
+    return await _controller_op(target, params, "enable")
+
+
+@rpc("bdev_nvme_disable_controller")
+async def bdev_nvme_disable_controller(target: Target, params: Any) -> Any:
+    return await _controller_op(target, params, "disable")
+
+
 # ---- options ----------------------------------------------------------------------------------------
 SET_OPTIONS_SPEC: dict[str, tuple[str, bool]] = {
     "action_on_timeout": ("timeout_action", False),

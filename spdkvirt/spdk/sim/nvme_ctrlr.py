@@ -15,6 +15,7 @@ The RPCs that drive all this live in nvme.py.
 from __future__ import annotations
 
 import asyncio
+import errno
 import uuid as uuidlib
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
@@ -22,12 +23,13 @@ from typing import Any
 
 from . import nvme_host, nvme_wire
 from .bdev import Bdev, io_types
-from .errors import EIO, RpcError, errno_error
+from .errors import EBUSY, EIO, EPERM, RpcError, errno_error
 from .nvme_host import HostConnection
 from .nvme_wire import CtrlrData, HostAuth, NsData, WireError
 from .target import Target
 
 DEFAULT_CONNECT_TIMEOUT_US = 500000
+ENXIO = errno.ENXIO
 RETRY_DELAY_S = 1.0  # bdev_nvme retries an I/O with no usable path every second
 
 
@@ -320,9 +322,11 @@ class NvmeCtrlr:
         self.destruct = False
         self.fast_io_fail_timedout = False
         self.lib_failed = False  # spdk_nvme_ctrlr_is_failed
+        self.disabled = False
         self.reset_start: float | None = None
         self.recovery: asyncio.Task[None] | None = None
         self.populating = asyncio.Lock()
+        self.op_done: asyncio.Future[int] | None = None  # a reset or enable asked for by RPC
 
     # ---- state ----------------------------------------------------------------------------------
     @property
@@ -338,6 +342,8 @@ class NvmeCtrlr:
             return "resetting"
         if self.reconnect_is_delayed:
             return "reconnect_is_delayed"
+        if self.disabled:
+            return "disabled"
         return "enabled"
 
     def connected(self) -> bool:
@@ -352,7 +358,7 @@ class NvmeCtrlr:
             return self.opts.reconnect_delay_sec == 0
         if self.reconnect_is_delayed:
             return False
-        return self.lib_failed
+        return self.disabled or self.lib_failed
 
     def info_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"state": self.state_str(), "trid": self.active_path.trid_json()}
@@ -544,6 +550,72 @@ class NvmeCtrlr:
             return True
         return loop.time() > nxt.last_failed + self.opts.reconnect_delay_sec
 
+    # ---- operations asked for by RPC (nvme_ctrlr_op) ----------------------------------------------
+    def _finish_op(self, rc: int) -> None:
+        done, self.op_done = self.op_done, None
+        if done is not None and not done.done():
+            done.set_result(rc)
+
+    def _drop_conn(self) -> None:
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            conn.close()
+
+    def _stop_delayed_reconnect(self) -> None:
+        if self.reconnect_is_delayed and self.recovery is not None:
+            self.recovery.cancel()
+        self.reconnect_is_delayed = False
+
+    async def reset(self) -> int:
+        """bdev_nvme_reset_ctrlr: disconnect and reconnect now; 0 or a negative errno."""
+        if self.destruct:
+            return -ENXIO
+        if self.resetting:
+            return -EBUSY
+        if self.disabled:
+            return 0
+        return await self._run_op(enable=False)
+
+    async def enable(self) -> int:
+        """bdev_nvme_enable_ctrlr: reconnect a disabled controller."""
+        if self.destruct:
+            return -ENXIO
+        if self.resetting:
+            return -EBUSY
+        if not self.disabled:
+            return 0
+        return await self._run_op(enable=True)
+
+    async def disable(self) -> int:
+        """bdev_nvme_disable_ctrlr: disconnect and stay so until enabled."""
+        if self.destruct:
+            return -ENXIO
+        if self.resetting:
+            return -EBUSY
+        if self.disabled:
+            return 0
+        self._stop_delayed_reconnect()
+        self.reset_start = asyncio.get_running_loop().time()
+        self.disabled = True
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            await conn.shutdown()
+        return 0
+
+    async def _run_op(self, enable: bool) -> int:
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.op_done = done
+        self._stop_delayed_reconnect()
+        if enable:
+            self.disabled = False
+            self.reset_start = asyncio.get_running_loop().time()
+        elif self.reset_start is None:
+            self.reset_start = asyncio.get_running_loop().time()
+        self.resetting = True
+        self._drop_conn()
+        self.recovery = self.target.spawn(self._recover())
+        return await done
+
     async def _reconnect_once(self) -> bool:
         if self._loss_timed_out():
             return False
@@ -565,6 +637,7 @@ class NvmeCtrlr:
                 self.active_path.last_failed = 0.0
                 self.resetting = False
                 self.reset_start = None
+                self._finish_op(0)
                 return
             if self._failover_trid(start=False):
                 continue
@@ -572,6 +645,7 @@ class NvmeCtrlr:
             if fast_fail and self._elapsed() >= fast_fail:
                 self.fast_io_fail_timedout = True
             self.resetting = False
+            self._finish_op(-EPERM)
             if self.opts.reconnect_delay_sec == 0:
                 # the controller stays failed; the admin queue poller resets it again
                 self.lib_failed = True
@@ -596,6 +670,7 @@ class NvmeCtrlr:
         self.destruct = True
         self.resetting = False
         self.reconnect_is_delayed = False
+        self._finish_op(-ENXIO)
         if self.recovery is not None and self.recovery is not asyncio.current_task():
             self.recovery.cancel()
         if self.conn is not None:
