@@ -202,6 +202,21 @@ async def test_ana_inaccessible_queues_io_until_the_path_is_back(pair: Pair) -> 
     assert await pair.exp.target.get_bdev("M0").read(0, 512) == b"\x01" * 512
 
 
+async def test_failed_exported_io_is_retried_three_times(pair: Pair) -> None:
+    await pair.exp("bdev_error_create", {"base_name": "M0"})
+    await pair.export("EE_M0")
+    await pair.attach()
+    leg = pair.host.target.get_bdev("nvme0n1")
+    inject = {"name": "EE_M0", "io_type": "write", "error_type": "failure"}
+    await pair.exp("bdev_error_inject_error", {**inject, "num": 3})
+    await leg.write(0, b"\x06" * 512)  # the fourth try goes through
+    await pair.exp("bdev_error_inject_error", {**inject, "num": 4})
+    with pytest.raises(RpcError):
+        await leg.write(0, b"\x07" * 512)
+    assert leg.stats.io_error == {"nvme_error": 1}
+    assert await pair.exp.target.get_bdev("M0").read(0, 512) == b"\x06" * 512
+
+
 async def test_removed_host_loses_its_controller(pair: Pair) -> None:
     await pair.export(any_host=False)
     assert await pair.host.code("bdev_nvme_attach_controller", {"name": "nvme0", "subnqn": NQN, **pair.address()}) == -5

@@ -199,6 +199,15 @@ def _uuid_of(data: NsData) -> str | None:
     return data.uuid
 
 
+class IoFailed(RpcError):
+    """An I/O that completed in error; `io_status` names the bdev I/O status for the statistics."""
+
+    def __init__(self, status: str) -> None:
+        err = errno_error(EIO)
+        super().__init__(err.code, err.message)
+        self.io_status = status
+
+
 class NvmeBdev(Bdev):
     """An NVMe namespace bdev; its I/O goes to the first usable path (active_passive)."""
 
@@ -289,14 +298,14 @@ class NvmeBdev(Bdev):
             if status == nvme_wire.OK:
                 return out
             if status in (nvme_wire.INVALID_NAMESPACE, nvme_wire.LBA_OUT_OF_RANGE):
-                raise errno_error(EIO)  # do-not-retry
+                raise IoFailed("nvme_error")  # do-not-retry
             if retry_limit != -1 and retries >= retry_limit:
-                raise errno_error(EIO)
+                raise IoFailed("nvme_error")
             if status in (nvme_wire.ANA_INACCESSIBLE, "aborted") or not ns.accessible():
                 if status == nvme_wire.ANA_INACCESSIBLE:
                     ns.ctrlr.refresh_ana(ns)
                 if not self._may_become_available():
-                    raise errno_error(EIO)
+                    raise IoFailed("failed" if status == "aborted" else "nvme_error")
                 await asyncio.sleep(0)
                 continue
             retries += 1
