@@ -136,11 +136,12 @@ class NvmeNs:
         self.ctrlr = ctrlr
         self.nsid = data.nsid
         self.data: NsData | None = data  # None: inactive since a reconnect (nvme_ns->ns == NULL)
-        self.ana_state = data.ana_state
+        self.ana_state = "optimized"
         self.ana_state_updating = False
         self.ana_transition_timedout = False
         self.anatt_timer: asyncio.TimerHandle | None = None
         self.bdev: NvmeBdev | None = None
+        self.set_ana_state(data.ana_state)
 
     def set_ana_state(self, state: str) -> None:
         self.ana_state = state

@@ -101,7 +101,8 @@ class Export:
     def _ns_data(self, ns: ExportedNs, listen: tuple[str, str]) -> NsData:
         bdev = ns.bdev
         layout = bdev.layout()
-        granularity = layout.get("preferred_write_granularity") or 1
+        physical = getattr(bdev, "physical_block_size", 0) or bdev.block_size
+        granularity = layout.get("preferred_write_granularity") or max(physical // bdev.block_size, 1)
         optimal = layout.get("optimal_write_size") or max(self.max_io_size // bdev.block_size, 1)
         return NsData(
             nsid=ns.nsid,
