@@ -9,7 +9,9 @@ Interface used by nvmf.py (the target side of NVMe-oF):
   connected initiators re-check what they may still see.
 - `controllers(target, nqn)` / `qpairs(target, nqn)`: connected hosts, in nvmf_subsystem_get_controllers /
   nvmf_subsystem_get_qpairs shape.
-nvmf.py describes a subsystem to the wire as an `Export` (`wire_export`).
+nvmf.py describes a subsystem to the wire as an `Export` (`wire_export`); what depends on the host
+(its keys, the listener's secure channel, namespaces hidden from it) and the cntlid range are read
+from `NvmfState` here. Resizing an exported bdev is a namespace change for the hosts that see it.
 
 A connect is checked as SPDK's target does (the subsystem exists, listens on the address the host
 came in on, admits the host, the TLS PSK and DH-HMAC-CHAP keys match); reads and writes go through
