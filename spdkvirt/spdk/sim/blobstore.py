@@ -162,6 +162,7 @@ class Blobstore:
     clone_counter: int = 1 << 40
     used_clusters: bytearray = field(default_factory=bytearray)
     used_md: bytearray = field(default_factory=bytearray)
+    low_cluster: int = 0  # every cluster below this one is in use
 
     # ---- creation -------------------------------------------------------------------------
     @staticmethod
@@ -193,6 +194,7 @@ class Blobstore:
         return bs
 
     def _reset_maps(self) -> None:
+        self.low_cluster = 0
         self.used_clusters = bytearray(self.total_clusters)
         for i in range(min(self.layout.md_clusters, self.total_clusters)):
             self.used_clusters[i] = 1
@@ -239,11 +241,16 @@ class Blobstore:
         return idx
 
     def _claim_cluster(self) -> int:
-        idx = self.used_clusters.find(0)
+        idx = self.used_clusters.find(0, self.low_cluster)
         if idx < 0:
             raise BlobstoreError(-28)
         self.used_clusters[idx] = 1
+        self.low_cluster = idx + 1
         return idx
+
+    def _release_cluster(self, cluster: int) -> None:
+        self.used_clusters[cluster] = 0
+        self.low_cluster = min(self.low_cluster, cluster)
 
     def allocate_cluster(self, blob: Blob, index: int) -> int:
         """Give blob cluster `index` a device cluster (and its extent page when new)."""
@@ -255,7 +262,7 @@ class Blobstore:
             try:
                 page = self._free_md_page(1)
             except BlobstoreError:
-                self.used_clusters[cluster] = 0
+                self._release_cluster(cluster)
                 raise
             self.used_md[page] = 1
             blob.extent_pages[ep_index] = page
@@ -265,7 +272,7 @@ class Blobstore:
     def _release(self, clusters: list[int], pages: list[int]) -> None:
         for c in clusters:
             if c:
-                self.used_clusters[c] = 0
+                self._release_cluster(c)
         for p in pages:
             if p:
                 self.used_md[p] = 0

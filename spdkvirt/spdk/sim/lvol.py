@@ -127,15 +127,21 @@ class LvolStore:
         self.base.release(self)
 
     # ---- data path ------------------------------------------------------------------------
-    async def read_cluster_part(self, blob: Blob | None, index: int, offset: int, length: int) -> bytes:
-        """Read within one blob cluster, falling through to the parent chain, else zeros."""
-        cs = self.bs.cluster_size
+    def backing_cluster(self, blob: Blob | None, index: int) -> int:
+        """The device cluster holding blob cluster `index` (through the parent chain), or 0."""
         while blob is not None and index < blob.num_clusters:
             cluster = blob.clusters[index]
             if cluster:
-                return await self.base.read(cluster * cs + offset, length)
+                return cluster
             blob = self.bs.blobs.get(blob.parent) if blob.parent is not None else None
-        return bytes(length)
+        return 0
+
+    async def read_cluster_part(self, blob: Blob | None, index: int, offset: int, length: int) -> bytes:
+        """Read within one blob cluster, falling through to the parent chain, else zeros."""
+        cluster = self.backing_cluster(blob, index)
+        if not cluster:
+            return bytes(length)
+        return await self.base.read(cluster * self.bs.cluster_size + offset, length)
 
     async def read_blob(self, blob: Blob, offset: int, length: int) -> bytes:
         cs = self.bs.cluster_size
@@ -168,7 +174,8 @@ class LvolStore:
         """First write to a thin cluster: copy the backing cluster (if any), then the data."""
         cs = self.bs.cluster_size
         parent = self.bs.blobs.get(blob.parent) if blob.parent is not None else None
-        backing = await self.read_cluster_part(parent, index, 0, cs) if parent is not None else None
+        source = self.backing_cluster(parent, index)
+        backing = await self.base.read(source * cs, cs) if source else None
         try:
             cluster = self.bs.allocate_cluster(blob, index)
         except BlobstoreError as e:
@@ -185,11 +192,16 @@ class LvolStore:
         """Allocate the given clusters of a blob, copying their content from its parent chain."""
         cs = self.bs.cluster_size
         parent = self.bs.blobs.get(blob.parent) if blob.parent is not None else None
-        for index in indexes:
-            data = await self.read_cluster_part(parent, index, 0, cs) if parent is not None else None
+        for n, index in enumerate(indexes):
+            source = self.backing_cluster(parent, index)
+            data = await self.base.read(source * cs, cs) if source else None
+            if blob.clusters[index]:
+                continue  # written meanwhile
             cluster = self.bs.allocate_cluster(blob, index)
-            if data is not None and any(data):
+            if data is not None:
                 await self.base.write(cluster * cs, data)
+            if n % 256 == 255:
+                await asyncio.sleep(0)  # a long copy must not hold up other RPCs
 
 
 class LvolBdev(Bdev):
