@@ -55,7 +55,7 @@ class AioBdev(Bdev):
         except OSError as e:
             raise errno_error(EIO) from e
         if len(data) < length:
-            data += bytes(length - len(data))
+            raise errno_error(EIO)  # a short read (the file shrank under the bdev) fails the I/O
         return data
 
     async def do_write(self, offset: int, data: bytes) -> None:
