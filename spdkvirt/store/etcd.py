@@ -26,6 +26,7 @@ from spdkvirt.store.etcdconn import (
     Connection,
     EtcdRpcError,
     Stubs,
+    cancelled_from_outside,
     details,
     is_auth_error,
     is_transient,
@@ -118,6 +119,11 @@ class _EtcdWatch(BackendWatch):
                                 self._queue.put_nowait(self._backend.event(ev))
                         elif not resp.created and resp.header.revision >= self._next:
                             self._next = resp.header.revision + 1
+                except asyncio.CancelledError:
+                    if cancelled_from_outside():
+                        raise
+                    if stubs is not None:  # the channel was closed under the stream: reconnect
+                        conn.failover(stubs)
                 except grpc.aio.AioRpcError as e:
                     if stubs is not None and (is_transient(e) or is_auth_error(e)):
                         conn.failover(stubs, rotate=not is_auth_error(e))

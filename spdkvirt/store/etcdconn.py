@@ -78,6 +78,13 @@ class Stubs:
     metadata: tuple[tuple[str, str], ...]
 
 
+def cancelled_from_outside() -> bool:
+    """Whether the running task is being cancelled (rather than gRPC cancelling a call because its
+    channel was closed, which also raises CancelledError)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def details(e: Any) -> str:
     return str(e.details() or "")
 
@@ -204,6 +211,14 @@ class Connection:
             try:
                 stubs = await self.stubs()
                 return await fn(stubs)
+            except asyncio.CancelledError:
+                if cancelled_from_outside() or stubs is None:
+                    raise
+                # the channel was closed under the call
+                last = "channel closed"
+                self.failover(stubs)
+                if not idempotent:
+                    raise OutcomeUnknown(f"{what}: the connection to {stubs.endpoint} closed mid-request") from None
             except grpc.aio.AioRpcError as e:
                 last = f"{e.code().name}: {details(e)}"
                 if stubs is None:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import logging
 import math
 import os
 import secrets
@@ -34,6 +35,7 @@ from spdkvirt.store.filestate import Change, MemState, copy_event, copy_kv
 from spdkvirt.store.types import Compare, Event, Op, RangeResult, TxnResult
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _EXPIRY_TICK = 0.25
 
@@ -228,6 +230,7 @@ class FileBackend(Backend):
             self._log_bytes += len(data)
             self._publish(self._apply(entry))
             if self._log_bytes >= self._snapshot_bytes:
+                # the write above is durable and acknowledged whatever happens to the snapshot
                 await self._snapshot_locked()
             return result
 
@@ -240,14 +243,26 @@ class FileBackend(Backend):
         try:
             await asyncio.to_thread(self._write_snapshot, data)
         except OSError as e:
-            self._failed = str(e)
-            raise StoreError(f"{self.url}: snapshot failed: {e}") from e
+            log.warning("%s: snapshot failed, the log keeps growing: %s", self.url, e)
 
     def _write_snapshot(self, data: bytes) -> None:
+        # Until the new empty log replaces the old one, a failure leaves the old log in use and
+        # consistent (entries already in the snapshot are skipped on replay).
+        log_path = self.path / filelog.LOG
         filelog.write_atomic(self.path / filelog.SNAPSHOT, data)
-        filelog.write_atomic(self.path / filelog.LOG, b"")
-        old, self._log_fd = self._log_fd, os.open(self.path / filelog.LOG, os.O_WRONLY | os.O_APPEND)
-        os.close(old)
+        os.replace(filelog.write_temp(log_path, b""), log_path)
+        # from here on the old log's descriptor is stale: failing now means failing for good
+        fd = -1
+        try:
+            fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+            filelog.fsync_dir(self.path)
+        except OSError as e:
+            if fd >= 0:
+                os.close(fd)
+            self._failed = f"cannot reopen the log after a snapshot: {e}"
+            raise
+        os.close(self._log_fd)
+        self._log_fd = fd
         self._log_bytes = 0
 
     # Backend API

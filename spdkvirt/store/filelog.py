@@ -115,6 +115,12 @@ def fsync_dir(path: Path) -> None:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data``: temp file, fsync, rename, fsync the directory."""
+    os.replace(write_temp(path, data), path)
+    fsync_dir(path.parent)
+
+
+def write_temp(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path``'s temp file and fsync it; returns the temp file's path."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -125,8 +131,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    return tmp
 
 
 def append_durable(fd: int, data: bytes) -> None:

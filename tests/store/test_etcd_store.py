@@ -331,3 +331,29 @@ async def test_tls_with_client_certificates_and_password(tmp_path: Path) -> None
             await open_store(plain)
     finally:
         cluster.stop()
+
+
+async def test_a_watch_outlives_its_connection(etcd3_shared: LocalEtcd, request: pytest.FixtureRequest) -> None:
+    """When the client moves to another endpoint, the retired channel is closed later: a watch still
+    streaming on it reconnects instead of ending."""
+    async with await open_store(etcd_url(etcd3_shared, namespace_for(request))) as store:
+        backend: Any = store.backend
+        got: list[Any] = []
+        watch = await store.watch(NODES)
+
+        async def watcher() -> None:
+            async with watch as w:
+                async for ev in w:
+                    got.append(ev)
+
+        task = asyncio.create_task(watcher())
+        await store.put(keys.node("n1"), records.node("n1"))
+        backend.conn.failover(await backend.conn.stubs())
+        await asyncio.sleep(backend.config.timeout + 1.5)
+        await store.put(keys.node("n2"), records.node("n2"))
+        t0 = time.monotonic()
+        while len(got) < 2 and time.monotonic() - t0 < 10:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        assert not task.done()
+        task.cancel()
+        assert [e.key for e in got] == [keys.node("n1"), keys.node("n2")]
