@@ -390,8 +390,9 @@ async def bdev_lvol_create_lvstore(target: Target, params: Any) -> Any:
             raise _bs_error(e) from e
         if base.removed:
             raise errno_message(INVALID_PARAMS, ENODEV)
-        writers = [u for u in base.openers if isinstance(u, LeakedDescriptor)]
-        if writers or base.claim_type is not None:
+        # A read-write-once claim needs every other descriptor closed for writing (an iSCSI
+        # LUN's, or one a failed init left behind); the half-made store keeps its name.
+        if base.openers or base.watchers or base.claim_type is not None:
             keep_reserved = True
             raise errno_message(INVALID_PARAMS, EPERM)
         base.claim(store, CLAIM_READ_MANY_WRITE_ONE)
