@@ -581,7 +581,7 @@ async def bdev_lvol_resize(target: Target, params: Any) -> Any:
             raise _io_error() from e
     new_blocks = blob.num_clusters * store.bs.cluster_size // lvol.block_size
     if new_blocks != lvol.num_blocks:
-        if new_blocks < lvol.num_blocks and lvol.is_open:
+        if new_blocks < lvol.num_blocks and (lvol.is_open or lvol.watchers):
             raise errno_message(INVALID_PARAMS, EBUSY)
         lvol.resize(new_blocks)
     return True
