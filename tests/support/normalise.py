@@ -17,16 +17,25 @@ HEX32_RE = re.compile(r"[0-9a-fA-F]{32}")
 NIL = "00000000-0000-0000-0000-000000000000"
 
 VOLATILE_NUMBER_METHODS = {
-    "bdev_get_iostat", "bdev_nvme_get_path_iostat", "bdev_nvme_get_transport_statistics", "nvmf_get_stats",
-    "iscsi_get_stats", "thread_get_stats", "thread_get_pollers", "framework_get_reactors", "accel_get_stats",
-    "bdev_get_histogram", "env_dpdk_get_mem_stats",
+    "bdev_get_iostat",
+    "bdev_nvme_get_path_iostat",
+    "bdev_nvme_get_transport_statistics",
+    "nvmf_get_stats",
+    "iscsi_get_stats",
+    "thread_get_stats",
+    "thread_get_pollers",
+    "framework_get_reactors",
+    "accel_get_stats",
+    "bdev_get_histogram",
+    "env_dpdk_get_mem_stats",
 }
 VOLATILE_KEYS = {"tick_rate", "ticks", "tsc_rate"}
 VOLATILE_KEY_RE = re.compile(r"(_ticks$|_latency|^bytes_|^num_.*_ops$|pool_size$|pool_count$)")
-VOLATILE_SUFFIXES = [("process", "progress", "blocks"), ("process", "progress", "percent"),
-                     ("peer_address", "trsvcid")]
+VOLATILE_SUFFIXES = [("process", "progress", "blocks"), ("process", "progress", "percent"), ("peer_address", "trsvcid")]
 UNORDERED: dict[str, list[tuple[str, ...]]] = {
-    "rpc_get_methods": [()], "notify_get_types": [()], "notify_get_notifications": [()],
+    "rpc_get_methods": [()],
+    "notify_get_types": [()],
+    "notify_get_notifications": [()],
     "bdev_get_iostat": [("bdevs",)],
 }
 
@@ -133,7 +142,7 @@ class Comparer:
             return True
         if keys[-1] in VOLATILE_KEYS or VOLATILE_KEY_RE.search(keys[-1]):
             return True
-        return any(keys[-len(s):] == s for s in VOLATILE_SUFFIXES)
+        return any(keys[-len(s) :] == s for s in VOLATILE_SUFFIXES)
 
     def unordered(self, path: Path_) -> bool:
         keys = tuple(p for p in path if isinstance(p, str))
@@ -159,8 +168,10 @@ class Comparer:
             if ("error" in rec) != ("error" in act):
                 self.diff(path, f"recorded {short(rec)} vs actual {short(act)}")
             elif rec["error"].get("code") != act["error"].get("code"):
-                self.diff(("error",), f"code {rec['error'].get('code')} != {act['error'].get('code')} "
-                                      f"({act['error'].get('message')!r})")
+                self.diff(
+                    ("error",),
+                    f"code {rec['error'].get('code')} != {act['error'].get('code')} ({act['error'].get('message')!r})",
+                )
             return
         missing = [k for k in rec if k not in act]
         extra = [k for k in act if k not in rec]

@@ -107,8 +107,7 @@ class Replay:
         self.kind = kind
         self.timeout = timeout
         self.workdir = workdir
-        names = sorted(set(transcript.get("targets", {})) | {s["target"] for s in transcript["steps"]
-                                                               if "target" in s})
+        names = sorted(set(transcript.get("targets", {})) | {s["target"] for s in transcript["steps"] if "target" in s})
         self.targets: dict[str, TargetProcess] = {n: make_target(kind, workdir, n) for n in names}
         self.conns: dict[str, Conn] = {}
         self.asyncs: dict[str, tuple[Conn, int, str]] = {}
@@ -251,7 +250,7 @@ class Replay:
 
 def file_action(op: str, path: str, size: int | None, real_dir: str) -> None:
     assert path.startswith(DIR + "/") and ".." not in path.split("/"), path
-    real = os.path.join(real_dir, path[len(DIR) + 1:])
+    real = os.path.join(real_dir, path[len(DIR) + 1 :])
     if op == "delete":
         os.unlink(real)
     elif op == "create":

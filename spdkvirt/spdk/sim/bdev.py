@@ -23,9 +23,27 @@ CLAIM_READ_MANY_WRITE_MANY = "read_many_write_many"
 CLAIM_READ_MANY_WRITE_NONE = "read_many_write_none"
 
 IO_TYPE_KEYS = (
-    "read", "write", "unmap", "flush", "reset", "nvme_admin", "nvme_io", "nvme_io_md",
-    "write_zeroes", "zcopy", "get_zone_info", "zone_management", "zone_append", "compare",
-    "compare_and_write", "abort", "seek_hole", "seek_data", "copy", "nvme_iov_md", "nvme_nssr",
+    "read",
+    "write",
+    "unmap",
+    "flush",
+    "reset",
+    "nvme_admin",
+    "nvme_io",
+    "nvme_io_md",
+    "write_zeroes",
+    "zcopy",
+    "get_zone_info",
+    "zone_management",
+    "zone_append",
+    "compare",
+    "compare_and_write",
+    "abort",
+    "seek_hole",
+    "seek_data",
+    "copy",
+    "nvme_iov_md",
+    "nvme_nssr",
     "write_uncorrectable",
 )
 
@@ -76,7 +94,10 @@ class Bdev:
         self.openers: list[BdevUser] = []
         self.watchers: list[BdevUser] = []  # opened without an I/O channel (not "open" for QoS)
         self.qos: dict[str, int] = {
-            "rw_ios_per_sec": 0, "rw_mbytes_per_sec": 0, "r_mbytes_per_sec": 0, "w_mbytes_per_sec": 0,
+            "rw_ios_per_sec": 0,
+            "rw_mbytes_per_sec": 0,
+            "r_mbytes_per_sec": 0,
+            "w_mbytes_per_sec": 0,
         }
         self.qos_set_once = False
         self.stats = IoStats()

@@ -46,9 +46,7 @@ async def sim_rpc_delay(target: Target, params: Any) -> Any:
 
 @rpc("sim_rpc_error")
 async def sim_rpc_error(target: Target, params: Any) -> Any:
-    p = decode(
-        params, {"method": ("str", True), "code": ("i32", True), "count": ("u32", False)}, code=-32602
-    )
+    p = decode(params, {"method": ("str", True), "code": ("i32", True), "count": ("u32", False)}, code=-32602)
     count = p.get("count", 1)
     if count:
         target.rpc_errors[p["method"]] = (p["code"], count)

@@ -19,15 +19,44 @@ from .target import Target
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="spdkvirt-sim", description=__doc__)
     ap.add_argument("-r", "--rpc-socket", default="/var/tmp/spdk.sock", help="UNIX socket to serve RPC on")
-    ap.add_argument("--rpc-poll-ms", type=float, default=0.0,
-                    help="emulate SPDK's RPC poller: answer requests only every N ms (real SPDK: 4)")
+    ap.add_argument(
+        "--rpc-poll-ms",
+        type=float,
+        default=0.0,
+        help="emulate SPDK's RPC poller: answer requests only every N ms (real SPDK: 4)",
+    )
     # spdk_tgt options accepted for drop-in use, ignored
-    for flag in ("-m", "--cpumask", "-s", "--mem-size", "-c", "--config", "--json", "-i", "--shm-id",
-                 "-p", "--main-core", "-L", "--logflag", "--iova-mode", "--base-virtaddr", "-n",
-                 "--mem-channels", "--wait-for-rpc-timeout"):
+    for flag in (
+        "-m",
+        "--cpumask",
+        "-s",
+        "--mem-size",
+        "-c",
+        "--config",
+        "--json",
+        "-i",
+        "--shm-id",
+        "-p",
+        "--main-core",
+        "-L",
+        "--logflag",
+        "--iova-mode",
+        "--base-virtaddr",
+        "-n",
+        "--mem-channels",
+        "--wait-for-rpc-timeout",
+    ):
         ap.add_argument(flag, action="append", help=argparse.SUPPRESS)
-    for flag in ("--no-huge", "--disable-cpumask-locks", "--wait-for-rpc", "-u", "--no-pci",
-                 "--huge-unlink", "-e", "--silence-noticelog"):
+    for flag in (
+        "--no-huge",
+        "--disable-cpumask-locks",
+        "--wait-for-rpc",
+        "-u",
+        "--no-pci",
+        "--huge-unlink",
+        "-e",
+        "--silence-noticelog",
+    ):
         ap.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return ap.parse_args(argv)
@@ -53,8 +82,9 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="spdkvirt-sim: %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="spdkvirt-sim: %(levelname)s %(message)s"
+    )
     asyncio.run(serve(args))
 
 

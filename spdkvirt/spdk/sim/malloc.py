@@ -15,8 +15,16 @@ class MallocBdev(Bdev):
     product_name = "Malloc disk"
     module = "malloc"
     io = io_types(
-        read=True, write=True, unmap=True, flush=True, reset=True, write_zeroes=True, zcopy=True,
-        compare=True, abort=True, copy=True,
+        read=True,
+        write=True,
+        unmap=True,
+        flush=True,
+        reset=True,
+        write_zeroes=True,
+        zcopy=True,
+        compare=True,
+        abort=True,
+        copy=True,
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -54,7 +62,9 @@ class NullBdev(Bdev):
             "dif_type": self.dif_type,
             "dif_is_head_of_md": self.dif_is_head_of_md,
             "enabled_dif_check_types": {
-                "reftag": self.dif_type in (1, 2), "apptag": False, "guard": bool(self.dif_type),
+                "reftag": self.dif_type in (1, 2),
+                "apptag": False,
+                "guard": bool(self.dif_type),
             },
             "dif_pi_format": 0,
         }
@@ -100,8 +110,11 @@ async def bdev_malloc_create(target: Target, params: Any) -> Any:
     target.check_new(name, p.get("uuid"))
     md_size = p.get("md_size", 0)
     bdev = MallocBdev(
-        target, name, p["num_blocks"],
-        _interleaved_block_size(block_size, md_size, p.get("md_interleave", False)), p.get("uuid"),
+        target,
+        name,
+        p["num_blocks"],
+        _interleaved_block_size(block_size, md_size, p.get("md_interleave", False)),
+        p.get("uuid"),
     )
     await target.register_bdev(bdev)
     return name
@@ -167,4 +180,3 @@ async def bdev_null_resize(target: Target, params: Any) -> Any:
         raise errno_error(EINVAL)
     bdev.resize(new_blocks)
     return True
-
