@@ -240,6 +240,8 @@ class Store:
                 raise ValueError(f"a transaction holds at most {MAX_TXN_OPS} operations per branch")
             _check_txn_ops(branch)
             self._check_ops(branch)
+        if len(compares) > MAX_TXN_OPS:
+            raise ValueError(f"a transaction holds at most {MAX_TXN_OPS} compares")
         for c in compares:
             keys.parse(c.key)
             if c.target == "value" and c.op not in ("==", "!="):

@@ -357,3 +357,24 @@ async def test_a_watch_outlives_its_connection(etcd3_shared: LocalEtcd, request:
         assert not task.done()
         task.cancel()
         assert [e.key for e in got] == [keys.node("n1"), keys.node("n2")]
+
+
+async def test_a_single_member_restart_is_survived(etcd1: LocalEtcd) -> None:
+    async with await open_store(etcd_url(etcd1)) as store:
+        watch = await store.watch(NODES)
+        await store.put(keys.node("n1"), records.node("n1"))
+        etcd1.kill(0, signal.SIGTERM)
+        etcd1.restart(0)
+        while True:
+            try:
+                await store.put(keys.node("n2"), records.node("n2"))
+                break
+            except (OutcomeUnknown, StoreUnavailable):
+                await asyncio.sleep(0.1)
+        got = []
+        async with watch:
+            async for ev in watch:
+                got.append(ev.key)
+                if len(got) == 2:
+                    break
+        assert got == [keys.node("n1"), keys.node("n2")]
