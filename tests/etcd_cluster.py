@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -28,9 +29,9 @@ def require_etcd() -> None:
         pytest.skip(msg)
 
 
-def start_cluster(size: int, **kwargs: object) -> LocalEtcd:
+def start_cluster(size: int, **kwargs: Any) -> LocalEtcd:
     require_etcd()
-    return LocalEtcd(size, **kwargs).start()  # type: ignore[arg-type]
+    return LocalEtcd(size, **kwargs).start()
 
 
 def etcd_url(cluster: LocalEtcd, namespace: str = "") -> str:

@@ -8,7 +8,7 @@ leader election.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -273,7 +273,7 @@ class Store:
         inner = self.backend.watch(key, prefix=prefix, start_revision=cursor.revision)
         return Watch(inner, cursor, self.schemas if validate else None)
 
-    async def follow(self, prefix: str, *, after: WatchCursor | None = None) -> AsyncIterator[Resync | Event]:
+    async def follow(self, prefix: str, *, after: WatchCursor | None = None) -> AsyncGenerator[Resync | Event, None]:
         """Keep up with a prefix: a :class:`Resync` (full read), then every change in order.
 
         Resuming from ``after`` (a cursor kept from before) gives just the changes since; when those

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 
@@ -158,7 +159,7 @@ def leader(election: str = "master", lease: int = 0x1234, **kw: Any) -> dict[str
     } | kw
 
 
-EXAMPLES = {
+EXAMPLES: dict[str, Callable[..., dict[str, Any]]] = {
     "node": node,
     "device": device,
     "volume": volume,

@@ -75,9 +75,10 @@ def check_round(before: dict[str, int], acks: list[str], after: dict[str, int], 
 def test_random_kills_lose_no_acknowledged_write(tmp_path: Path) -> None:
     rng = random.Random(int(os.environ.get("SPDKVIRT_CRASH_SEED", "0")) or random.randrange(1 << 30))
     directory = tmp_path / "store"
-    state, revision = {}, 1
+    state: dict[str, int] = {}
+    revision = 1
     total = 0
-    rounds = [("kill", None, rng.uniform(0.0, 0.4)) for _ in range(8)]
+    rounds: list[tuple[str, int | None, float | None]] = [("kill", None, rng.uniform(0.0, 0.4)) for _ in range(8)]
     rounds += [("call", rng.randint(1, 400), None) for _ in range(12)]
     rng.shuffle(rounds)
     for i, (_how, crash_at, kill_after) in enumerate(rounds):
