@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from spdkvirt.spdk.client import SpdkClient
-from spdkvirt.spdk.errors import SpdkBusy, SpdkExists, SpdkInvalid, SpdkNotFound
+from spdkvirt.spdk.errors import SpdkBusy, SpdkExists, SpdkInvalid, SpdkNotFound, SpdkRpcError
 
 MIB = 1024 * 1024
 
@@ -73,9 +73,10 @@ async def test_nvmf_subsystem_twice_and_delete_twice(spdk: SpdkClient) -> None:
     nqn = "nqn.2016-06.io.spdk:contract1"
     await spdk.call("nvmf_create_transport", {"trtype": "TCP"})
     await spdk.call("nvmf_create_subsystem", {"nqn": nqn, "allow_any_host": False})
-    with pytest.raises(SpdkInvalid) as dup:  # -32603 "Unable to create subsystem"
+    with pytest.raises(SpdkRpcError) as dup:  # -32603 "Unable to create subsystem": the code alone says no more
         await spdk.call("nvmf_create_subsystem", {"nqn": nqn})
     assert dup.value.code == -32603
+    assert type(dup.value) is SpdkRpcError
     [sub] = await spdk.call("nvmf_get_subsystems", {"nqn": nqn})
     assert sub["nqn"] == nqn
     assert await spdk.call("nvmf_delete_subsystem", {"nqn": nqn}) is True
