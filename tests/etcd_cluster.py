@@ -44,31 +44,28 @@ def namespace_for(request: pytest.FixtureRequest) -> str:
     return "t-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:]
 
 
-@pytest.fixture(scope="session")
-def etcd3_shared() -> Iterator[LocalEtcd]:
-    """One 3-member cluster for the whole session (use a namespace per test; never kill members)."""
-    cluster = start_cluster(3)
+def running_cluster(size: int) -> Iterator[LocalEtcd]:
+    """A started cluster of `size` members, stopped when the generator ends."""
+    cluster = start_cluster(size)
     try:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def etcd3_shared() -> Iterator[LocalEtcd]:
+    """One 3-member cluster for the whole session (use a namespace per test; never kill members)."""
+    yield from running_cluster(3)
 
 
 @pytest.fixture
 def etcd3() -> Iterator[LocalEtcd]:
     """A fresh 3-member cluster for one test (free to kill and restart members)."""
-    cluster = start_cluster(3)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from running_cluster(3)
 
 
 @pytest.fixture
 def etcd1() -> Iterator[LocalEtcd]:
     """A fresh 1-member cluster for one test."""
-    cluster = start_cluster(1)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from running_cluster(1)

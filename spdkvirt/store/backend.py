@@ -8,6 +8,7 @@ watches deliver every change with revision >= the start revision, in order, exac
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 
@@ -25,6 +26,25 @@ class BackendWatch(ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+
+class QueueWatch(BackendWatch):
+    """A watch fed through a queue: events are yielded, an exception is raised, None ends it."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Event]:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
 
 class Backend(ABC):

@@ -19,7 +19,7 @@ from typing import Any
 import grpc  # type: ignore[import-untyped]
 from aetcd import rpc
 
-from spdkvirt.store.backend import Backend, BackendWatch
+from spdkvirt.store.backend import Backend, BackendWatch, QueueWatch
 from spdkvirt.store.config import EtcdConfig
 from spdkvirt.store.errors import Compacted, LeaseNotFound, StoreClosed, StoreError, StoreUnavailable
 from spdkvirt.store.etcdconn import (
@@ -63,29 +63,17 @@ def _decode(raw: bytes) -> Any:
         return Undecodable(bytes(raw), str(e))
 
 
-class _EtcdWatch(BackendWatch):
+class _EtcdWatch(QueueWatch):
     """A watch that outlives connections: a pump task feeds a queue the iterator reads."""
 
     def __init__(self, backend: EtcdBackend, key: str, prefix: bool, start_revision: int) -> None:
+        super().__init__()
         self._backend = backend
         self._key = backend.wire(key)
         self._end = prefix_end(self._key) if prefix else b""
         self._next = start_revision
-        self._queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
         self._pump = asyncio.get_running_loop().create_task(self._run(), name=f"etcd watch {key}")
         backend._watches.add(self)
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[Event]:
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
 
     async def _requests(self) -> AsyncIterator[Any]:
         yield rpc.WatchRequest(

@@ -23,12 +23,12 @@ import math
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from spdkvirt.store import filelog
-from spdkvirt.store.backend import Backend, BackendWatch
+from spdkvirt.store.backend import Backend, BackendWatch, QueueWatch
 from spdkvirt.store.config import DEFAULT_HISTORY, DEFAULT_SNAPSHOT_BYTES
 from spdkvirt.store.errors import Compacted, CorruptStore, LeaseNotFound, StoreClosed, StoreError, StoreLocked
 from spdkvirt.store.filestate import Change, MemState, copy_event, copy_kv
@@ -40,13 +40,13 @@ log = logging.getLogger(__name__)
 _EXPIRY_TICK = 0.25
 
 
-class _FileWatch(BackendWatch):
+class _FileWatch(QueueWatch):
     def __init__(self, backend: FileBackend, key: str, prefix: bool, start: int) -> None:
+        super().__init__()
         self._backend = backend
         self._key = key
         self._prefix = prefix
         self._start = start
-        self._queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
 
     def matches(self, ev: Event) -> bool:
         if ev.revision < self._start:
@@ -55,18 +55,6 @@ class _FileWatch(BackendWatch):
 
     def push(self, item: Event | BaseException | None) -> None:
         self._queue.put_nowait(copy_event(item) if isinstance(item, Event) else item)
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[Event]:
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
 
     async def close(self) -> None:
         self._backend._watchers.discard(self)

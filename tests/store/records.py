@@ -64,43 +64,41 @@ def volume(name: str = "v1", **kw: Any) -> dict[str, Any]:
     } | kw
 
 
-def export_nvmf(volume_name: str = "v1", export_id: str = "e1", **kw: Any) -> dict[str, Any]:
+def _export(
+    volume_name: str, export_id: str, protocol: str, details: dict[str, Any], kw: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "kind": "export",
         "schema_version": 1,
         "volume": volume_name,
         "export_id": export_id,
-        "protocol": "nvmf",
+        "protocol": protocol,
         "node": "n1",
         "state": "active",
         "generation": 1,
-        "nvmf": {
-            "subnqn": f"nqn.2016-06.io.spdk:{volume_name}",
-            "nsid": 1,
-            "listeners": [{"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": "4420"}],
-            "allow_any_host": True,
-        },
+        protocol: details,
     } | kw
+
+
+def export_nvmf(volume_name: str = "v1", export_id: str = "e1", **kw: Any) -> dict[str, Any]:
+    nvmf = {
+        "subnqn": f"nqn.2016-06.io.spdk:{volume_name}",
+        "nsid": 1,
+        "listeners": [{"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": "4420"}],
+        "allow_any_host": True,
+    }
+    return _export(volume_name, export_id, "nvmf", nvmf, kw)
 
 
 def export_iscsi(volume_name: str = "v1", export_id: str = "e2", **kw: Any) -> dict[str, Any]:
-    return {
-        "kind": "export",
-        "schema_version": 1,
-        "volume": volume_name,
-        "export_id": export_id,
-        "protocol": "iscsi",
-        "node": "n1",
-        "state": "active",
-        "generation": 1,
-        "iscsi": {
-            "target_name": f"iqn.2016-06.io.spdk:{volume_name}",
-            "lun": 0,
-            "portal_group": 1,
-            "initiator_group": 1,
-            "portals": [{"host": "127.0.0.1", "port": 3260}],
-        },
-    } | kw
+    iscsi = {
+        "target_name": f"iqn.2016-06.io.spdk:{volume_name}",
+        "lun": 0,
+        "portal_group": 1,
+        "initiator_group": 1,
+        "portals": [{"host": "127.0.0.1", "port": 3260}],
+    }
+    return _export(volume_name, export_id, "iscsi", iscsi, kw)
 
 
 def epoch(number: int = 1, **kw: Any) -> dict[str, Any]:
