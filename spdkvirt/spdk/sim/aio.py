@@ -16,7 +16,7 @@ from typing import Any
 
 from .bdev import Bdev, io_types
 from .decode import decode
-from .errors import EBUSY, EINVAL, EIO, ENODEV, ENOTSUP, RpcError, errno_error
+from .errors import EBUSY, EINVAL, EIO, ENOTSUP, RpcError, errno_error
 from .registry import rpc
 from .target import Target
 
@@ -211,10 +211,7 @@ async def bdev_aio_create(target: Target, params: Any) -> Any:
 
 
 def _find_aio(target: Target, name: str) -> AioBdev:
-    bdev = target.find_bdev(name)
-    if not isinstance(bdev, AioBdev):
-        raise errno_error(ENODEV)
-    return bdev
+    return target.get_bdev_of(name, AioBdev)
 
 
 @rpc("bdev_aio_delete")

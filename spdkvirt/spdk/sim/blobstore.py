@@ -240,6 +240,15 @@ class Blobstore:
             raise BlobstoreError(-28)
         return idx
 
+    def _take_md_page(self) -> int:
+        """Mark the lowest free metadata page used for a new blob; -ENOMEM when there is none."""
+        try:
+            page = self._free_md_page()
+        except BlobstoreError as e:
+            raise BlobstoreError(-12) from e
+        self.used_md[page] = 1
+        return page
+
     def _claim_cluster(self) -> int:
         idx = self.used_clusters.find(0, self.low_cluster)
         if idx < 0:
@@ -291,11 +300,7 @@ class Blobstore:
             free_pages = self.used_md.count(0)
             if needed_eps + 1 > free_pages:
                 raise BlobstoreError(-28)
-        try:
-            page = self._free_md_page()
-        except BlobstoreError as e:
-            raise BlobstoreError(-12) from e
-        self.used_md[page] = 1
+        page = self._take_md_page()
         blob = Blob(
             page,
             name,
@@ -349,11 +354,7 @@ class Blobstore:
         """spdk_bs_create_snapshot: the new blob takes the clusters, orig becomes its thin clone."""
         if orig.read_only:
             raise BlobstoreError(-22)
-        try:
-            page = self._free_md_page()
-        except BlobstoreError as e:
-            raise BlobstoreError(-12) from e
-        self.used_md[page] = 1
+        page = self._take_md_page()
         snap = Blob(
             page,
             name,
@@ -379,11 +380,7 @@ class Blobstore:
         """spdk_bs_create_clone: a thin blob over a read-only one."""
         if not snap.read_only:
             raise BlobstoreError(-22)
-        try:
-            page = self._free_md_page()
-        except BlobstoreError as e:
-            raise BlobstoreError(-12) from e
-        self.used_md[page] = 1
+        page = self._take_md_page()
         blob = Blob(
             page,
             name,

@@ -19,7 +19,9 @@ from .decode import decode
 from .error_bdev import ErrorState
 from .errors import RpcError, invalid_params
 from .framework import method_tables
+from .iscsi import OPTIONS as ISCSI_OPTIONS
 from .malloc import MallocBdev, NullBdev
+from .nvme import default_options as nvme_default_options
 from .registry import METHODS, rpc
 from .target import Target
 
@@ -39,41 +41,6 @@ BDEV_OPTIONS = {
     "iobuf_large_cache_size": 16,
 }
 RAID_OPTIONS = {"process_window_size_kb": 1024, "process_max_bandwidth_mb_sec": 0}
-NVME_OPTIONS: dict[str, Any] = {
-    "action_on_timeout": "none",
-    "timeout_us": 0,
-    "timeout_admin_us": 0,
-    "keep_alive_timeout_ms": 10000,
-    "arbitration_burst": 0,
-    "low_priority_weight": 0,
-    "medium_priority_weight": 0,
-    "high_priority_weight": 0,
-    "nvme_adminq_poll_period_us": 10000,
-    "nvme_ioq_poll_period_us": 0,
-    "io_queue_requests": 0,
-    "delay_cmd_submit": True,
-    "transport_retry_count": 4,
-    "bdev_retry_count": 3,
-    "transport_ack_timeout": 0,
-    "ctrlr_loss_timeout_sec": 0,
-    "reconnect_delay_sec": 0,
-    "fast_io_fail_timeout_sec": 0,
-    "disable_auto_failback": False,
-    "generate_uuids": False,
-    "transport_tos": 0,
-    "nvme_error_stat": False,
-    "rdma_srq_size": 0,
-    "io_path_stat": False,
-    "allow_accel_sequence": False,
-    "rdma_max_cq_size": 0,
-    "rdma_cm_event_timeout_ms": 0,
-    "dhchap_digests": DHCHAP_DIGESTS,
-    "dhchap_dhgroups": DHCHAP_DHGROUPS,
-    "rdma_umr_per_io": False,
-    "tcp_connect_timeout_ms": 0,
-    "enable_flush": False,
-    "multipath_opts": {"policy": "active_passive"},
-}
 NVME_HOTPLUG = {"period_us": 100000, "enable": False}
 
 IOBUF_OPTIONS = {
@@ -118,29 +85,6 @@ NVMF_CONFIG = {
     "dhchap_digests": DHCHAP_DIGESTS,
     "dhchap_dhgroups": DHCHAP_DHGROUPS,
     "dup_host_policy": "allow",
-}
-ISCSI_OPTIONS: dict[str, Any] = {
-    "node_base": "iqn.2016-06.io.spdk",
-    "max_sessions": 128,
-    "max_connections_per_session": 2,
-    "max_queue_depth": 64,
-    "default_time2wait": 2,
-    "default_time2retain": 20,
-    "first_burst_length": 8192,
-    "immediate_data": True,
-    "allow_duplicated_isid": False,
-    "error_recovery_level": 0,
-    "nop_timeout": 60,
-    "nop_in_interval": 30,
-    "disable_chap": False,
-    "require_chap": False,
-    "mutual_chap": False,
-    "chap_group": 0,
-    "max_large_datain_per_connection": 64,
-    "max_r2t_per_connection": 4,
-    "pdu_pool_size": 36864,
-    "immediate_data_pool_size": 16384,
-    "data_out_pool_size": 2048,
 }
 
 
@@ -211,7 +155,7 @@ def nvme_config(target: Target, bdevs: list[Bdev]) -> Section:
     attach = [e for e in entries if e["method"] == "bdev_nvme_attach_controller"]
     hotplug = [e for e in entries if e["method"] == "bdev_nvme_set_hotplug"]
     others = [e for e in entries if e not in options and e not in attach and e not in hotplug]
-    out: Section = options or [call("bdev_nvme_set_options", dict(NVME_OPTIONS))]
+    out: Section = options or [call("bdev_nvme_set_options", nvme_default_options())]
     out.append(attach)
     for bdev in bdevs:
         policy = attr(bdev, None, "policy") if bdev.module == "nvme" else None

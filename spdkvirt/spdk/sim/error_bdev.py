@@ -255,10 +255,7 @@ async def bdev_error_create(target: Target, params: Any) -> Any:
 
 
 def _error_bdev(target: Target, name: str) -> ErrorBdev:
-    bdev = target.find_bdev(name)
-    if not isinstance(bdev, ErrorBdev):
-        raise errno_error(ENODEV)
-    return bdev
+    return target.get_bdev_of(name, ErrorBdev)
 
 
 @rpc("bdev_error_inject_error")

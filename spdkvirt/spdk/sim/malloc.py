@@ -6,7 +6,7 @@ from typing import Any
 
 from .bdev import Bdev, SparseBuffer, io_types
 from .decode import decode
-from .errors import EINVAL, ENODEV, errno_error
+from .errors import EINVAL, errno_error
 from .registry import rpc
 from .target import Target
 
@@ -123,9 +123,7 @@ async def bdev_malloc_create(target: Target, params: Any) -> Any:
 @rpc("bdev_malloc_delete")
 async def bdev_malloc_delete(target: Target, params: Any) -> Any:
     p = decode(params, {"name": ("str", True)})
-    bdev = target.find_bdev(p["name"])
-    if not isinstance(bdev, MallocBdev):
-        raise errno_error(ENODEV)
+    bdev = target.get_bdev_of(p["name"], MallocBdev)
     await target.unregister_bdev(bdev)
     return True
 
@@ -162,9 +160,7 @@ async def bdev_null_create(target: Target, params: Any) -> Any:
 @rpc("bdev_null_delete")
 async def bdev_null_delete(target: Target, params: Any) -> Any:
     p = decode(params, {"name": ("str", True)})
-    bdev = target.find_bdev(p["name"])
-    if not isinstance(bdev, NullBdev):
-        raise errno_error(ENODEV)
+    bdev = target.get_bdev_of(p["name"], NullBdev)
     await target.unregister_bdev(bdev)
     return True
 
@@ -172,9 +168,7 @@ async def bdev_null_delete(target: Target, params: Any) -> Any:
 @rpc("bdev_null_resize")
 async def bdev_null_resize(target: Target, params: Any) -> Any:
     p = decode(params, {"name": ("str", True), "new_size": ("u64", True)})
-    bdev = target.find_bdev(p["name"])
-    if not isinstance(bdev, NullBdev):
-        raise errno_error(ENODEV)
+    bdev = target.get_bdev_of(p["name"], NullBdev)
     new_blocks = p["new_size"] * 1024 * 1024 // bdev.block_size
     if new_blocks < bdev.num_blocks:
         raise errno_error(EINVAL)

@@ -55,7 +55,7 @@ SELECTORS = ("round_robin", "queue_depth")
 MP_MODES = ("failover", "multipath", "disable")
 
 
-def _default_options() -> dict[str, Any]:
+def default_options() -> dict[str, Any]:
     return {
         "action_on_timeout": "none",
         "timeout_us": 0,
@@ -97,7 +97,7 @@ class NvmeState:
     """bdev_nvme of one target: global options, this host's identity, controllers by name."""
 
     def __init__(self) -> None:
-        self.options = _default_options()
+        self.options = default_options()
         self.hostid = str(uuidlib.uuid4())  # random per process, as spdk_tgt's default host id
         self.hostnqn = f"nqn.2014-08.org.nvmexpress:uuid:{self.hostid}"
         self.ctrlrs: dict[str, NvmeBdevCtrlr] = {}

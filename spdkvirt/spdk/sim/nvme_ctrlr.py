@@ -576,32 +576,37 @@ class NvmeCtrlr:
             self.recovery.cancel()
         self.reconnect_is_delayed = False
 
-    async def reset(self) -> int:
-        """bdev_nvme_reset_ctrlr: disconnect and reconnect now; 0 or a negative errno."""
+    def _op_refused(self) -> int:
+        """-ENXIO while being deleted, -EBUSY while a reset runs, else 0."""
         if self.destruct:
             return -ENXIO
         if self.resetting:
             return -EBUSY
+        return 0
+
+    async def reset(self) -> int:
+        """bdev_nvme_reset_ctrlr: disconnect and reconnect now; 0 or a negative errno."""
+        busy = self._op_refused()
+        if busy:
+            return busy
         if self.disabled:
             return 0
         return await self._run_op(enable=False)
 
     async def enable(self) -> int:
         """bdev_nvme_enable_ctrlr: reconnect a disabled controller."""
-        if self.destruct:
-            return -ENXIO
-        if self.resetting:
-            return -EBUSY
+        busy = self._op_refused()
+        if busy:
+            return busy
         if not self.disabled:
             return 0
         return await self._run_op(enable=True)
 
     async def disable(self) -> int:
         """bdev_nvme_disable_ctrlr: disconnect and stay so until enabled."""
-        if self.destruct:
-            return -ENXIO
-        if self.resetting:
-            return -EBUSY
+        busy = self._op_refused()
+        if busy:
+            return busy
         if self.disabled:
             return 0
         self._stop_delayed_reconnect()

@@ -11,6 +11,7 @@ from .errors import EEXIST, ENODEV, errno_error
 from .registry import EXAMINERS
 
 T = TypeVar("T")
+B = TypeVar("B", bound=Bdev)
 
 
 class Target:
@@ -48,6 +49,13 @@ class Target:
     def get_bdev(self, name: str) -> Bdev:
         b = self.find_bdev(name)
         if b is None:
+            raise errno_error(ENODEV)
+        return b
+
+    def get_bdev_of(self, name: str, kind: type[B]) -> B:
+        """The bdev called `name` if it is a `kind`; -ENODEV when missing or of another module."""
+        b = self.find_bdev(name)
+        if not isinstance(b, kind):
             raise errno_error(ENODEV)
         return b
 
