@@ -95,10 +95,14 @@ def as_list(method: str, value: Any) -> list[Any]:
     return value
 
 
-def as_objects(method: str, value: Any) -> list[JsonObject]:
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise SpdkResultError(method, "a list of objects", value)
+def _list_of(method: str, value: Any, item: type, what: str) -> list[Any]:
+    if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
+        raise SpdkResultError(method, what, value)
     return value
+
+
+def as_objects(method: str, value: Any) -> list[JsonObject]:
+    return _list_of(method, value, dict, "a list of objects")
 
 
 def as_bool(method: str, value: Any) -> bool:
@@ -120,6 +124,4 @@ def as_str(method: str, value: Any) -> str:
 
 
 def as_strs(method: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise SpdkResultError(method, "a list of strings", value)
-    return value
+    return _list_of(method, value, str, "a list of strings")
