@@ -627,34 +627,32 @@ IG_CHANGE_SPEC: dict[str, tuple[str, bool]] = {
 }
 
 
-@rpc("iscsi_initiator_group_add_initiators")
-async def iscsi_initiator_group_add_initiators(target: Target, params: Any) -> Any:
+NameChange = Callable[[list[str], list[str], int, int], bool]
+
+
+def _change_ig_members(target: Target, params: Any, apply: NameChange, undo: NameChange) -> bool:
+    """Apply a change to an initiator group's initiators, then its netmasks; undo the first if the second fails."""
     p = _decode(params, IG_CHANGE_SPEC)
     ig = target.state(IscsiState).find_ig(p["tag"])
     if ig is None:
         raise invalid_params()
     names: list[str] = p.get("initiators", [])
-    if not _add_names(ig.initiators, names, MAX_INITIATORS, MAX_INITIATOR_NAME):
+    if not apply(ig.initiators, names, MAX_INITIATORS, MAX_INITIATOR_NAME):
         raise invalid_params()
-    if not _add_names(ig.netmasks, p.get("netmasks", []), MAX_NETMASKS, MAX_INITIATOR_ADDR):
-        _remove_names(ig.initiators, names, MAX_INITIATORS, MAX_INITIATOR_NAME)
+    if not apply(ig.netmasks, p.get("netmasks", []), MAX_NETMASKS, MAX_INITIATOR_ADDR):
+        undo(ig.initiators, names, MAX_INITIATORS, MAX_INITIATOR_NAME)
         raise invalid_params()
     return True
+
+
+@rpc("iscsi_initiator_group_add_initiators")
+async def iscsi_initiator_group_add_initiators(target: Target, params: Any) -> Any:
+    return _change_ig_members(target, params, _add_names, _remove_names)
 
 
 @rpc("iscsi_initiator_group_remove_initiators")
 async def iscsi_initiator_group_remove_initiators(target: Target, params: Any) -> Any:
-    p = _decode(params, IG_CHANGE_SPEC)
-    ig = target.state(IscsiState).find_ig(p["tag"])
-    if ig is None:
-        raise invalid_params()
-    names: list[str] = p.get("initiators", [])
-    if not _remove_names(ig.initiators, names, MAX_INITIATORS, MAX_INITIATOR_NAME):
-        raise invalid_params()
-    if not _remove_names(ig.netmasks, p.get("netmasks", []), MAX_NETMASKS, MAX_INITIATOR_ADDR):
-        _add_names(ig.initiators, names, MAX_INITIATORS, MAX_INITIATOR_NAME)
-        raise invalid_params()
-    return True
+    return _change_ig_members(target, params, _remove_names, _add_names)
 
 
 @rpc("iscsi_delete_initiator_group")

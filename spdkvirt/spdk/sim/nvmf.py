@@ -1213,8 +1213,7 @@ async def nvmf_subsystem_set_keys(target: Target, params: Any) -> Any:
             "dhchap_ctrlr_key": ("str", False),
         },
     )
-    if p.get("tgt_name") not in (None, TGT_NAME):
-        raise RpcError(INTERNAL_ERROR, "Invalid parameters")
+    _check_tgt(p, "Invalid parameters")
     sub = _subsystem(nvmf_state(target), p["nqn"])
     key = ckey = None
     if "dhchap_key" in p:
