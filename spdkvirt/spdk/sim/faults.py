@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .decode import decode
+from .errors import ENODEV, errno_error
 from .registry import rpc
 from .target import Target
 
@@ -26,8 +27,6 @@ async def sim_bdev_restore(target: Target, params: Any) -> Any:
     p = decode(params, {"name": ("str", True)}, code=-32602)
     failed = target.state(FailedDevices).names.pop(p["name"], None)
     if failed is None:
-        from .errors import ENODEV, errno_error
-
         raise errno_error(ENODEV)
     bdev = failed.revive()
     await target.register_bdev(bdev)

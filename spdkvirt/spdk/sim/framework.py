@@ -8,8 +8,8 @@ from importlib import resources
 from typing import Any
 
 from .decode import decode, require_no_params
-from .errors import ENODEV, ETIMEDOUT, RpcError, errno_error, invalid_params
-from .registry import METHODS, rpc
+from .errors import ENODEV, ETIMEDOUT, errno_error, invalid_params
+from .registry import rpc
 from .target import Target
 
 VERSION = {
@@ -93,10 +93,3 @@ async def bdev_get_bdevs(target: Target, params: Any) -> Any:
 async def bdev_wait_for_examine(target: Target, params: Any) -> Any:
     require_no_params(params, "bdev_wait_for_examine requires no parameters")
     return True
-
-
-def known_unimplemented(method: str) -> bool:
-    return method in method_tables()["all"] and method not in METHODS
-
-
-__all__ = ["RpcError", "known_unimplemented"]

@@ -21,7 +21,7 @@ class Target:
         self.notifications: list[tuple[str, str]] = []
         self._states: dict[type[Any], Any] = {}
         self.bdev_added = asyncio.Event()
-        self._pending_examines: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         # fault injection (sim_* methods)
         self.rpc_delays: dict[str, float] = {}
         self.rpc_errors: dict[str, tuple[int, int]] = {}
@@ -135,6 +135,6 @@ class Target:
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Run background work (rebuilds, reconnects) owned by the target."""
         task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
-        self._pending_examines.add(task)
-        task.add_done_callback(self._pending_examines.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
         return task
