@@ -55,10 +55,7 @@ class Sim:
         tcp = self.target.state(nvme_tcp.TcpState)
         for traddr, trsvcid in list(tcp.servers):
             await nvme_tcp.unlisten(self.target, traddr, trsvcid)
-        tasks = [t for t in self.target._pending_examines if not t.done()]
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.target.cancel_background()
         await asyncio.sleep(0.05)
 
 

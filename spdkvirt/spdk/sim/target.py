@@ -138,3 +138,10 @@ class Target:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
+
+    async def cancel_background(self) -> None:
+        """Stop every piece of background work the target still runs (for in-process shutdown)."""
+        tasks = [t for t in self._background if not t.done()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
