@@ -11,7 +11,7 @@ import functools
 import importlib.resources
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,22 +99,28 @@ class Schemas:
             raise InvalidRecord(found)
 
 
+def load_documents(paths: Iterable[Path]) -> tuple[referencing.Registry[Any], dict[Path, dict[str, Any]]]:
+    """Read and check schema documents: a registry resolving each by its ``$id``, and the documents by path."""
+    docs = {}
+    for path in paths:
+        doc = json.loads(path.read_text())
+        jsonschema.Draft202012Validator.check_schema(doc)
+        docs[path] = doc
+    resources = [(doc["$id"], DRAFT202012.create_resource(doc)) for doc in docs.values()]
+    return referencing.Registry().with_resources(resources), docs
+
+
 @functools.cache
 def schemas() -> Schemas:
     """The compiled schemas; built on first use, then shared."""
     directory = schema_dir()
-    resources = []
-    docs: dict[str, dict[str, Any]] = {}
-    for path in [directory / "defs.schema.json", *sorted((directory / "records").glob("*.schema.json"))]:
-        doc = json.loads(path.read_text())
-        jsonschema.Draft202012Validator.check_schema(doc)
-        resources.append((doc["$id"], DRAFT202012.create_resource(doc)))
-        if path.parent.name == "records":
-            docs[path.name.removesuffix(".schema.json")] = doc
+    registry, loaded = load_documents(
+        [directory / "defs.schema.json", *sorted((directory / "records").glob("*.schema.json"))]
+    )
+    docs = {p.name.removesuffix(".schema.json"): d for p, d in loaded.items() if p.parent.name == "records"}
     missing = set(keys.KINDS) - set(docs)
     if missing:
         raise FileNotFoundError(f"{directory / 'records'}: no schema for {', '.join(sorted(missing))}")
-    registry: referencing.Registry[Any] = referencing.Registry().with_resources(resources)
     checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
     validators = {
         kind: jsonschema.Draft202012Validator(doc, registry=registry, format_checker=checker)
