@@ -29,6 +29,9 @@ IDENTITY: dict[str, tuple[str, ...]] = {
     "ack": ("epoch", "node"),
     "journal": ("op_id",),
     "leader": ("election", "lease"),
+    "alive": ("node",),
+    "status": ("volume",),
+    "idempotency": ("key",),
 }
 KINDS: tuple[str, ...] = tuple(IDENTITY)
 
@@ -116,6 +119,21 @@ def leader(election: str, lease: int) -> str:
     return prefix("leader", check_id(election)) + _candidate(lease)
 
 
+def alive(node_id: str) -> str:
+    """A node agent's liveness record, attached to its lease."""
+    return prefix("alive") + check_id(node_id)
+
+
+def status(volume_name: str) -> str:
+    """What the owner of a volume last reported of it."""
+    return prefix("status") + check_id(volume_name)
+
+
+def idempotency(key: str) -> str:
+    """The first result of a mutating API call made with this idempotency key."""
+    return prefix("idempotency") + check_id(key)
+
+
 def candidates(election: str) -> str:
     return prefix("leader", check_id(election))
 
@@ -129,6 +147,9 @@ _BUILDERS: dict[str, Any] = {
     "ack": ack,
     "journal": journal,
     "leader": leader,
+    "alive": alive,
+    "status": status,
+    "idempotency": idempotency,
 }
 
 

@@ -42,7 +42,7 @@ def leg(leg_id: str, node_id: str, device_id: str, **kw: Any) -> dict[str, Any]:
         "lvstore": f"lvs_{device_id}",
         "lvol_uuid": str(uuid.uuid4()),
         "incarnation": 1,
-        "nguid": uuid.uuid4().hex.upper(),
+        "identity": str(uuid.uuid4()),
         "state": "in_sync",
     } | kw
 
@@ -157,6 +157,33 @@ def leader(election: str = "master", lease: int = 0x1234, **kw: Any) -> dict[str
     } | kw
 
 
+def alive(node_id: str = "n1", **kw: Any) -> dict[str, Any]:
+    return {"kind": "alive", "schema_version": 1, "node": node_id, "boot_id": "b1"} | kw
+
+
+def status(volume_name: str = "v1", **kw: Any) -> dict[str, Any]:
+    return {
+        "kind": "status",
+        "schema_version": 1,
+        "volume": volume_name,
+        "node": "n1",
+        "generation": 1,
+        "raid_state": "online",
+        "in_sync": ["l0", "l1"],
+    } | kw
+
+
+def idempotency(key: str = "k1", **kw: Any) -> dict[str, Any]:
+    return {
+        "kind": "idempotency",
+        "schema_version": 1,
+        "key": key,
+        "method": "volume_create",
+        "params_digest": "0" * 64,
+        "result": {"name": "v1"},
+    } | kw
+
+
 EXAMPLES: dict[str, Callable[..., dict[str, Any]]] = {
     "node": node,
     "device": device,
@@ -166,4 +193,7 @@ EXAMPLES: dict[str, Callable[..., dict[str, Any]]] = {
     "ack": ack,
     "journal": journal,
     "leader": leader,
+    "alive": alive,
+    "status": status,
+    "idempotency": idempotency,
 }

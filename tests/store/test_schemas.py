@@ -51,7 +51,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("bad device state", records.device(state="broken"), "$.state"),
     ("device generation starts at 1", records.device(generation=0), "$.generation"),
     ("bad leg state", records.volume(legs=[records.leg("l0", "n1", "d1", state="gone")]), "$.legs[0].state"),
-    ("bad nguid", records.volume(legs=[records.leg("l0", "n1", "d1", nguid="xyz")]), "$.legs[0].nguid"),
+    ("bad identity", records.volume(legs=[records.leg("l0", "n1", "d1", identity="xyz")]), "$.legs[0].identity"),
     ("no legs", records.volume(legs=[]), "$.legs"),
     (
         "duplicate leg ids",
