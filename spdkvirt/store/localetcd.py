@@ -1,8 +1,8 @@
 """Run a throwaway etcd cluster on loopback: for tests, benchmarks and single-machine trials.
 
-Starts ``size`` members of Debian's ``etcd`` (3.4) on free 127.0.0.1 ports with data directories on
-tmpfs (``/dev/shm`` when there), and fast elections. Only the processes it started are ever signalled;
-``stop`` (also run by a finalizer) kills them and removes the data directories.
+Starts ``size`` members of Debian's ``etcd`` (3.4) on free 127.0.0.1 ports (or on ``host``, a local IPv4
+address) with data directories on tmpfs (``/dev/shm`` when there), and fast elections. Only the processes
+it started are ever signalled; ``stop`` (also run by a finalizer) kills them and removes the data directories.
 """
 
 from __future__ import annotations
@@ -60,26 +60,27 @@ class Member:
     data_dir: Path
     log: Path
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    host: str = "127.0.0.1"
 
     @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self.client_port}"
+        return f"{self.host}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"http://{self.host}:{self.peer_port}"
 
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
 
-def _free_ports(n: int) -> list[int]:
+def _free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
     socks = []
     try:
         for _ in range(n):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
+            s.bind((host, 0))
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
@@ -100,7 +101,11 @@ def _kill_all(procs: list[subprocess.Popen[bytes]], base: Path | None) -> None:
 
 
 class LocalEtcd:
-    """A local etcd cluster of ``size`` members. ``with LocalEtcd(3) as c: ... c.url()``."""
+    """A local etcd cluster of ``size`` members. ``with LocalEtcd(3) as c: ... c.url()``.
+
+    ``host`` is the IPv4 address every member listens on (clients and peers): loopback by default,
+    or e.g. a bridge address so processes in network namespaces on that bridge reach the cluster.
+    """
 
     def __init__(
         self,
@@ -111,6 +116,7 @@ class LocalEtcd:
         election_ms: int = 500,
         tls: TlsFiles | None = None,
         extra_args: tuple[str, ...] = (),
+        host: str = "127.0.0.1",
     ) -> None:
         binary = etcd_binary()
         if binary is None:
@@ -121,6 +127,7 @@ class LocalEtcd:
         self.heartbeat_ms = heartbeat_ms
         self.election_ms = election_ms
         self.extra_args = extra_args
+        self.host = host
         parent = Path(base_dir) if base_dir else (Path("/dev/shm") if os.path.isdir("/dev/shm") else None)
         self.base = Path(tempfile.mkdtemp(prefix="spdkvirt-etcd-", dir=parent))
         self.members: list[Member] = []
@@ -131,9 +138,11 @@ class LocalEtcd:
     # life cycle
 
     def start(self, timeout: float = 30.0) -> LocalEtcd:
-        ports = _free_ports(2 * self.size)
+        ports = _free_ports(2 * self.size, self.host)
         self.members = [
-            Member(f"m{i}", ports[2 * i], ports[2 * i + 1], self.base / f"m{i}", self.base / f"m{i}.log")
+            Member(
+                f"m{i}", ports[2 * i], ports[2 * i + 1], self.base / f"m{i}", self.base / f"m{i}.log", host=self.host
+            )
             for i in range(self.size)
         ]
         for i in range(self.size):
