@@ -16,7 +16,7 @@ from pathlib import Path
 
 from spdkvirt.api.auth import read_token_file
 from spdkvirt.api.http import serve_http, server_tls
-from spdkvirt.api.server import Dispatcher
+from spdkvirt.api.server import Connections, Dispatcher
 from spdkvirt.api.unix import serve_unix
 
 API_SOCKET = "api.sock"
@@ -55,16 +55,19 @@ class ApiServer:
         self.cert = cert
         self.key = key
         self.servers: list[asyncio.Server] = []
+        self.connections = Connections()
 
     async def start(self) -> None:
         token = read_token_file(self.token_file) if self.http is not None and self.token_file is not None else None
         tls = server_tls(Path(self.cert), Path(self.key)) if self.cert is not None and self.key is not None else None
         try:
             if self.unix_path is not None:
-                self.servers.append(await serve_unix(self.dispatcher, self.unix_path))
+                self.servers.append(await serve_unix(self.dispatcher, self.unix_path, self.connections))
             if self.http is not None and token is not None:
                 host, port = self.http
-                self.servers.append(await serve_http(self.dispatcher, host, port, token=token, tls=tls))
+                self.servers.append(
+                    await serve_http(self.dispatcher, host, port, token=token, tls=tls, connections=self.connections)
+                )
         except BaseException:
             await self.close()
             raise
@@ -81,6 +84,7 @@ class ApiServer:
         servers, self.servers = self.servers, []
         for s in servers:
             s.close()
+        await self.connections.close_all()
         for s in servers:
             with contextlib.suppress(Exception):
                 await s.wait_closed()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spdkvirt.api.auth import bearer_ok
-from spdkvirt.api.server import Dispatcher
+from spdkvirt.api.server import Connections, Dispatcher
 
 MAX_BODY = 1 << 20
 MAX_HEADER_LINE = 8192
@@ -185,12 +185,15 @@ async def serve_http(
     *,
     token: str,
     tls: ssl.SSLContext | None = None,
+    connections: Connections | None = None,
 ) -> asyncio.Server:
     """Listen for HTTP(S) on ``host:port`` (port 0: any free port; see ``server.sockets``)."""
     if not token:
         raise ValueError("the HTTP listener needs a token")
 
+    conns = connections or Connections()
+
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _Connection(dispatcher, token, reader, writer).run()
+        await conns.serve(writer, _Connection(dispatcher, token, reader, writer).run)
 
     return await asyncio.start_server(on_connect, host, port, ssl=tls, limit=MAX_HEADER_LINE)

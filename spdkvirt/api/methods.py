@@ -64,12 +64,16 @@ def handlers(service: Service, reads: ReadSide) -> dict[str, Handler]:
 _API_VOLUME_STATES = ("healthy", "degraded", "rebuilding", "failed", "creating", "deleting")
 
 
-def volume_view(record: Mapping[str, Any], export_ids: list[str]) -> JsonObject:
-    """A volume record as the API shows it."""
+def volume_view(
+    record: Mapping[str, Any], export_ids: list[str], status: Mapping[str, Any] | None = None
+) -> JsonObject:
+    """A volume record as the API shows it; ``status``: what its owner last reported of it (status record)."""
     legs = list(record.get("legs", ()))
     state = str(record.get("state", "healthy"))
     state = "healthy" if state == "online" else state
-    rebuilding = [leg for leg in legs if leg.get("state") == "rebuilding"]
+    rebuild = (status or {}).get("rebuild")
+    percent = float(rebuild["percent"]) if rebuild is not None else None
+    rebuilding = rebuild is not None or any(leg.get("state") == "rebuilding" for leg in legs)
     if rebuilding and state in ("healthy", "degraded"):
         state = "rebuilding"
     out: JsonObject = {
@@ -85,10 +89,8 @@ def volume_view(record: Mapping[str, Any], export_ids: list[str]) -> JsonObject:
         "legs": [{k: leg[k] for k in ("leg_id", "node", "device", "state", "lvol_uuid") if k in leg} for leg in legs],
         "exports": sorted(export_ids),
     }
-    if state == "rebuilding":
-        size = max(int(record["size_bytes"]), 1)
-        done = min((int(leg.get("rebuilt_bytes", 0)) for leg in rebuilding), default=0)
-        out["rebuild_percent"] = round(min(100.0, 100.0 * done / size), 1)
+    if state == "rebuilding" and percent is not None:
+        out["rebuild_percent"] = round(min(100.0, max(0.0, percent)), 1)
     return out
 
 
@@ -127,7 +129,8 @@ def epoch_view(record: Mapping[str, Any]) -> JsonObject:
 
 
 class StoreReadSide:
-    """The API's queries, answered from the records in the store (the master's view, read each time)."""
+    """The API's queries, answered from the records in the store, read each time: volumes with their
+    owners' status records (rebuild progress), nodes with their agents' liveness records."""
 
     def __init__(self, store: Store, *, election: str = "master") -> None:
         self.store = store
@@ -144,7 +147,11 @@ class StoreReadSide:
 
     async def volume_list(self, params: Params) -> list[JsonObject]:
         exports = await self._export_ids()
-        return [volume_view(v, exports.get(v["name"], [])) for v in await self._values(keys.prefix("volume"))]
+        status = {s["volume"]: s for s in await self._values(keys.prefix("status"))}
+        return [
+            volume_view(v, exports.get(v["name"], []), status.get(v["name"]))
+            for v in await self._values(keys.prefix("volume"))
+        ]
 
     async def volume_get(self, params: Params) -> JsonObject:
         name = params["name"]
@@ -152,7 +159,8 @@ class StoreReadSide:
         if kv is None:
             raise NotFound.of("volume", name)
         exports = await self._export_ids(name)
-        return volume_view(kv.value, exports.get(name, []))
+        status = await self.store.get(keys.status(name))
+        return volume_view(kv.value, exports.get(name, []), status.value if status is not None else None)
 
     async def export_list(self, params: Params) -> list[JsonObject]:
         return [export_view(e) for e in await self._values(keys.exports(params.get("volume")))]
@@ -163,12 +171,13 @@ class StoreReadSide:
 
     async def node_list(self, params: Params) -> list[JsonObject]:
         devices = Counter(d["node"] for d in await self._values(keys.devices()))
+        alive = {a["node"] for a in await self._values(keys.prefix("alive"))}
         return [
             {
                 "node_id": n["node_id"],
                 "address": n["address"],
                 "state": n["state"],
-                "alive": n["state"] == "up",
+                "alive": n["node_id"] in alive,
                 "devices": devices.get(n["node_id"], 0),
             }
             for n in await self._values(keys.prefix("node"))

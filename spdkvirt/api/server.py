@@ -17,7 +17,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from spdkvirt.api import errors
@@ -230,3 +230,32 @@ def _error(rid: Any, e: ApiError) -> dict[str, Any]:
 def method_names() -> list[str]:
     """Every method the API offers."""
     return sorted(METHODS)
+
+
+class Connections:
+    """The open connections of the listeners, so that closing the server closes them too."""
+
+    def __init__(self) -> None:
+        self._open: dict[asyncio.StreamWriter, asyncio.Task[Any]] = {}
+
+    async def serve(self, writer: asyncio.StreamWriter, run: Callable[[], Awaitable[None]]) -> None:
+        """Run one connection's handler, known to :meth:`close_all` while it runs."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._open[writer] = task
+        try:
+            await run()
+        finally:
+            self._open.pop(writer, None)
+
+    async def close_all(self, grace: float = 5.0) -> None:
+        """Close every connection (their handlers see end of input and finish), then wait for them."""
+        tasks = list(self._open.values())
+        for writer in list(self._open):
+            writer.close()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)

@@ -15,9 +15,11 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from spdkvirt.api.errors import IdempotencyConflict
+from spdkvirt.store import Store, keys
 
 Params = Mapping[str, Any]
 JsonObject = dict[str, Any]
@@ -96,6 +98,22 @@ class IdempotencyEntry:
     def from_json(cls, value: Mapping[str, Any]) -> IdempotencyEntry:
         return cls(value["key"], value["method"], value["fingerprint"], value["result"])
 
+    def record(self) -> JsonObject:
+        """The entry as an ``idempotency`` record of the store (for a service that writes it in its own txn)."""
+        return {
+            "kind": "idempotency",
+            "schema_version": 1,
+            "key": self.key,
+            "method": self.method,
+            "params_digest": self.fingerprint,
+            "result": self.result,
+            "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
+    @classmethod
+    def of_record(cls, record: Mapping[str, Any]) -> IdempotencyEntry:
+        return cls(record["key"], record["method"], record["params_digest"], record["result"])
+
 
 class IdempotencyLog(Protocol):
     """Where first results are kept (the database, in a cluster; memory in tests)."""
@@ -106,7 +124,7 @@ class IdempotencyLog(Protocol):
 
 
 class MemoryIdempotencyLog:
-    """An :class:`IdempotencyLog` in a dict: for tests and single-process use."""
+    """An :class:`IdempotencyLog` in a dict: for tests and single-process use (see also StoreIdempotencyLog)."""
 
     def __init__(self) -> None:
         self.entries: dict[str, IdempotencyEntry] = {}
@@ -116,6 +134,20 @@ class MemoryIdempotencyLog:
 
     async def put(self, entry: IdempotencyEntry) -> None:
         self.entries[entry.key] = entry
+
+
+class StoreIdempotencyLog:
+    """An :class:`IdempotencyLog` in the store: one ``idempotency`` record per key."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def get(self, key: str) -> IdempotencyEntry | None:
+        kv = await self.store.get(keys.idempotency(key))
+        return IdempotencyEntry.of_record(kv.value) if kv is not None else None
+
+    async def put(self, entry: IdempotencyEntry) -> None:
+        await self.store.put(keys.idempotency(entry.key), entry.record())
 
 
 def fingerprint(method: str, params: Params) -> str:

@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 
 from spdkvirt.api.errors import ParseError
-from spdkvirt.api.server import Dispatcher, encode
+from spdkvirt.api.server import Connections, Dispatcher, encode
 
 #: largest single message accepted
 MAX_MESSAGE = 1 << 20
@@ -184,7 +184,9 @@ def _clear_stale(path: Path) -> None:
     raise FileExistsError(f"{path}: another server is listening there")
 
 
-async def serve_unix(dispatcher: Dispatcher, path: str | os.PathLike[str]) -> asyncio.Server:
+async def serve_unix(
+    dispatcher: Dispatcher, path: str | os.PathLike[str], connections: Connections | None = None
+) -> asyncio.Server:
     """Listen on a UNIX socket at ``path`` (mode 0600); a stale socket file there is replaced."""
     where = Path(path)
     _clear_stale(where)
@@ -197,7 +199,9 @@ async def serve_unix(dispatcher: Dispatcher, path: str | os.PathLike[str]) -> as
         sock.close()
         raise
 
+    conns = connections or Connections()
+
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _Connection(dispatcher, reader, writer).run()
+        await conns.serve(writer, _Connection(dispatcher, reader, writer).run)
 
     return await asyncio.start_unix_server(on_connect, sock=sock, limit=MAX_MESSAGE)

@@ -7,15 +7,16 @@ import sys
 from collections.abc import Sequence
 
 from spdkvirt import __version__
-from spdkvirt.cli import demo_cmd, store_cmd
+from spdkvirt.cli import api_cmds, demo_cmd, store_cmd
 
 #: command groups: each module has ``register(subparsers)`` and sets ``func`` on its parsers
-GROUPS = (demo_cmd, store_cmd)
+GROUPS = (demo_cmd, store_cmd, api_cmds)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spdkvirt", description="Control plane for SPDK storage clusters.")
     parser.add_argument("--version", action="version", version=f"spdkvirt {__version__}")
+    api_cmds.add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in GROUPS:
         group.register(sub)
