@@ -300,6 +300,7 @@ class _Planner:
         for n in drop:
             if n in in_sync and not keep_in_sync:
                 self.find(v.name, "refused_last_in_sync", detail=f"{n} is the last in-sync member of {raid.name}")
+                self.keep(n)
                 continue
             self.add(Stage.DISASSEMBLE, "bdev_raid_remove_base_bdev", v.name, "not in the mapping", GONE, name=n)
         adding = raid.rebuild_target is not None or halted
@@ -313,6 +314,16 @@ class _Planner:
                 self.add(Stage.GROW, "bdev_raid_add_base_bdev", v.name, f"rebuild onto {leg.leg_id}", EXISTS,
                          raid_bdev=raid.name, base_bdev=name)  # fmt: skip
                 adding = True
+
+    def keep(self, member: str) -> None:
+        """Keep what a raid member stands on (its controller or lvol), though no leg wants it."""
+        if member.startswith(names.REMOTE_PREFIX) and member.endswith("n1"):
+            self.wanted_ctrls.add(member[: -len("n1")])
+        found = self.bdev(member)
+        for alias in found.aliases if found is not None else ():
+            lvs, sep, lvol = alias.partition("/")
+            if sep:
+                self.wanted_lvols.setdefault(lvs, set()).add(lvol)
 
     def hold_and_export(self, v: Volume, new_raid: bool) -> None:
         hold = names.hold(v.name)
