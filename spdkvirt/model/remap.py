@@ -86,7 +86,8 @@ def place_volume(
     legs: list[Leg] = []
     for serial in range(1, volume.redundancy + 1):
         used = {leg.node for leg in legs}
-        d = capacity.choose(volume.size_bytes, volume.thin, avoid_nodes=used, only_nodes=only)
+        devices = {(leg.node, leg.device) for leg in legs}
+        d = capacity.choose(volume.size_bytes, volume.thin, avoid_nodes=used, avoid_devices=devices, only_nodes=only)
         legs.append(_new_leg(volume, serial, d, cluster, "new"))
     owner = min({leg.node for leg in legs}, key=lambda n: (owned.get(n, 0), n))
     return replace(volume, legs=tuple(legs), owner=owner, leg_serial=volume.redundancy, state="creating")
