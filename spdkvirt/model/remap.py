@@ -84,11 +84,18 @@ def place_volume(
     usable = set(cluster.usable_nodes()) - set(exclude)
     only = usable & set(nodes) if nodes else usable
     legs: list[Leg] = []
-    for serial in range(1, volume.redundancy + 1):
-        used = {leg.node for leg in legs}
-        devices = {(leg.node, leg.device) for leg in legs}
-        d = capacity.choose(volume.size_bytes, volume.thin, avoid_nodes=used, avoid_devices=devices, only_nodes=only)
-        legs.append(_new_leg(volume, serial, d, cluster, "new"))
+    try:
+        for serial in range(1, volume.redundancy + 1):
+            used = {leg.node for leg in legs}
+            devices = {(leg.node, leg.device) for leg in legs}
+            d = capacity.choose(
+                volume.size_bytes, volume.thin, avoid_nodes=used, avoid_devices=devices, only_nodes=only
+            )
+            legs.append(_new_leg(volume, serial, d, cluster, "new"))
+    except NoSpace:
+        for leg in legs:  # the volume is not made: give back what its first legs took
+            capacity.committed[(leg.node, leg.device)] -= volume.size_bytes
+        raise
     owner = min({leg.node for leg in legs}, key=lambda n: (owned.get(n, 0), n))
     return replace(volume, legs=tuple(legs), owner=owner, leg_serial=volume.redundancy, state="creating")
 
