@@ -21,6 +21,7 @@ from typing import Any
 
 import jsonschema
 import jsonschema.validators
+import referencing
 from jsonschema.exceptions import ValidationError
 
 from spdkvirt.store.schema import load_documents, schema_dir
@@ -205,8 +206,11 @@ class MethodSchema:
 
 @dataclass(frozen=True)
 class ApiSchemas:
+    """The method schemas by method name, and the registry that resolves their references."""
+
     directory: Path
     methods: Mapping[str, MethodSchema]
+    registry: referencing.Registry[Any]
 
 
 def _defaults(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -234,4 +238,4 @@ def api_schemas() -> ApiSchemas:
 
         params = registry.resolver().lookup(f"{doc['$id']}#/params").contents
         methods[name] = MethodSchema(name, compile_part("params"), compile_part("result"), _defaults(params), doc)
-    return ApiSchemas(directory, methods)
+    return ApiSchemas(directory, methods, registry)

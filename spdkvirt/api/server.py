@@ -213,8 +213,6 @@ def _request_problem(message: Mapping[str, Any], rid: Any) -> str | None:
         return 'jsonrpc must be "2.0"'
     if not isinstance(message.get("method"), str):
         return "method must be a string"
-    if "params" in message and not isinstance(message["params"], dict | list):
-        return "params must be an object or an array"
     if rid is None and message.get("id") is not None:
         return "id must be a string, an integer or null"
     extra = sorted(set(message) - _REQUEST_MEMBERS)

@@ -101,7 +101,6 @@ async def test_parse_error(dispatcher: Dispatcher, raw: bytes) -> None:
         ({"jsonrpc": "2.0", "method": "volume_list", "id": 1.5}, None),
         ({"jsonrpc": "2.0", "method": "volume_list", "id": True}, None),
         ({"jsonrpc": "2.0", "method": "volume_list", "id": {"a": 1}}, None),
-        ({"jsonrpc": "2.0", "method": "volume_list", "params": "x", "id": 1}, 1),
         ({"jsonrpc": "2.0", "method": "volume_list", "id": 1, "extra": 1}, 1),
     ],
 )
@@ -123,6 +122,8 @@ async def test_method_not_found(dispatcher: Dispatcher) -> None:
     ("method", "params", "path"),
     [
         ("volume_create", [1, 2], "$"),
+        ("volume_create", "x", "$"),
+        ("volume_list", 7, "$"),
         ("volume_create", {"size_bytes": 64 * MiB}, "$.name"),
         ("volume_create", {**VOL, "name": "Upper"}, "$.name"),
         ("volume_create", {**VOL, "name": "a/b"}, "$.name"),
@@ -162,6 +163,11 @@ async def test_invalid_params_name_the_field(
     assert err["data"]["path"] == path, err
     assert err["data"]["reason"] and err["message"].startswith("invalid params")
     assert fake.calls == []
+
+
+async def test_null_params_are_invalid_params(dispatcher: Dispatcher) -> None:
+    out = await dispatcher.handle({"jsonrpc": "2.0", "method": "volume_list", "params": None, "id": 1})
+    assert out["error"]["code"] == -32602 and out["error"]["data"]["path"] == "$"
 
 
 async def test_deep_params_are_invalid_params_with_a_path(dispatcher: Dispatcher, fake: FakeService) -> None:
