@@ -4,7 +4,14 @@ Methods and their schemas: ``schemas/api/`` (README there); dispatch: :mod:`spdk
 what the methods call: :mod:`spdkvirt.api.service`; client: :mod:`spdkvirt.api.client`.
 
 A cluster started with ``spdkvirt up --workdir DIR`` serves the API on :func:`api_socket` of ``DIR``;
-:class:`ApiServer` runs the listeners.
+:class:`ApiServer` runs the listeners. Wiring it up::
+
+    dispatcher = Dispatcher(service, StoreReadSide(store), idempotency=StoreIdempotencyLog(store))
+    async with ApiServer(dispatcher, unix_path=api_socket(workdir)):
+        ...
+
+(``service`` implements :class:`~spdkvirt.api.service.Service`; add ``http=(host, port)``,
+``token_file=`` and optionally ``cert=``/``key=`` for HTTP(S).)
 """
 
 from __future__ import annotations

@@ -62,6 +62,18 @@ class Endpoint:
         return f"unix://{self.path}" if self.scheme == "unix" else f"{self.scheme}://{self.host}:{self.port}"
 
 
+def _why(e: BaseException) -> str:
+    if isinstance(e, FileNotFoundError):
+        return "no socket there (is the cluster up? spdkvirt up --workdir DIR)"
+    if isinstance(e, ConnectionRefusedError):
+        return "nothing listens there (is the cluster up?)"
+    if isinstance(e, asyncio.IncompleteReadError | ConnectionResetError):
+        return "the server closed the connection"
+    if isinstance(e, OSError) and e.strerror and not isinstance(e, ssl.SSLError):
+        return e.strerror
+    return str(e) or type(e).__name__
+
+
 def _decode(raw: bytes) -> Any:
     try:
         return json.loads(raw)
@@ -115,7 +127,7 @@ class ApiClient:
                 raise ApiUnreachable(f"{self.endpoint}: no answer within {self.timeout:g} s") from None
             except (OSError, ssl.SSLError, asyncio.IncompleteReadError, FramingError) as e:
                 await self.close()
-                raise ApiUnreachable(f"{self.endpoint}: {e}") from None
+                raise ApiUnreachable(f"cannot reach the API at {self.endpoint}: {_why(e)}") from None
         return _result(_decode(raw), rid)
 
     async def _unix_exchange(self, body: bytes) -> bytes:

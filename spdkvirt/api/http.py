@@ -25,6 +25,7 @@ MAX_HEADER_LINE = 8192
 MAX_HEADERS = 64
 IDLE_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 30.0
+LINGER = 1.0
 
 _REASONS = {
     200: "OK",
@@ -141,6 +142,7 @@ class _Connection:
         except HttpError as e:
             body = json.dumps({"error": e.reason}).encode()
             await self._send(_response(e.status, body, keep_alive=False, headers=e.headers))
+            await self._linger()
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, OSError, ssl.SSLError):
             pass
         finally:
@@ -171,6 +173,17 @@ class _Connection:
         else:
             await self._send(_response(200, answer, keep_alive=keep))
         return keep
+
+    async def _linger(self) -> None:
+        """Read and drop what the client still sends for a moment, so that closing does not reset the
+        connection before it has read the refusal."""
+        with contextlib.suppress(TimeoutError, ConnectionError, OSError, ssl.SSLError):
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+            async with asyncio.timeout(LINGER):
+                dropped = 0
+                while dropped <= MAX_BODY and (chunk := await self.reader.read(65536)):
+                    dropped += len(chunk)
 
     async def _send(self, data: bytes) -> None:
         with contextlib.suppress(ConnectionError, OSError, ssl.SSLError):

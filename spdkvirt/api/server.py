@@ -22,7 +22,7 @@ from typing import Any
 
 from spdkvirt.api import errors
 from spdkvirt.api.errors import ApiError, InternalError, InvalidParams, InvalidRequest, MethodNotFound, ParseError
-from spdkvirt.api.methods import METHODS, Handler, handlers
+from spdkvirt.api.methods import Handler, handlers
 from spdkvirt.api.schemas import ApiSchemas, Finding, api_schemas, first_problem, json_path
 from spdkvirt.api.service import IdempotencyLog, KeyLocks, MemoryIdempotencyLog, ReadSide, Service, run_idempotent
 
@@ -223,11 +223,6 @@ def _request_problem(message: Mapping[str, Any], rid: Any) -> str | None:
 
 def _error(rid: Any, e: ApiError) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": rid, "error": e.to_wire()}
-
-
-def method_names() -> list[str]:
-    """Every method the API offers."""
-    return sorted(METHODS)
 
 
 class Connections:

@@ -140,7 +140,11 @@ def test_usage_and_reachability_errors(tmp_path: Path, capsys: pytest.CaptureFix
     assert "unknown unit" in capsys.readouterr().err
 
     code, _, err = cli(capsys, "--workdir", str(tmp_path / "nothing"), "node", "list")
-    assert code == api_cmds.EXIT_UNREACHABLE and err.startswith("error: unix://") and err.count("\n") == 1
+    assert (
+        code == api_cmds.EXIT_UNREACHABLE
+        and err.startswith("error: cannot reach the API at unix://")
+        and err.count("\n") == 1
+    )
 
 
 def test_no_cluster_named(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -221,3 +221,10 @@ async def test_tls(tmp_path: Path, dispatcher: Dispatcher) -> None:
         assert b"result" not in await asyncio.wait_for(reader.read(), 5)
         writer.close()
         await writer.wait_closed()
+
+
+async def test_401_arrives_even_with_a_large_unread_body(server: ApiServer) -> None:
+    assert server.http_port is not None
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "node_list", "params": {"x": "' + b"y" * 500_000 + b'"}}'
+    status, _, _ = await raw_exchange(server.http_port, post(body, "wrong-" + "x" * 26))
+    assert status == 401
