@@ -7,7 +7,7 @@ The agent fetches the results of :data:`QUERIES` in one pipelined batch and hand
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 #: the read RPCs (method, params) one observation is made of, sent together
@@ -174,11 +174,33 @@ def _subsystem(s: Mapping[str, Any]) -> SubsystemInfo:
     )
 
 
+def _canonical(raid: RaidInfo, bdevs: Mapping[str, BdevInfo]) -> RaidInfo:
+    """Raid members under the names of their bdevs (SPDK lists a member under the name it was
+    added with, which may be an alias such as ``lvstore/lvol``)."""
+    by_uuid = {b.uuid: b.name for b in bdevs.values() if b.uuid}
+    by_alias = {a: b.name for b in bdevs.values() for a in b.aliases}
+
+    def name(member_name: str | None, uuid: str) -> str | None:
+        if uuid in by_uuid:
+            return by_uuid[uuid]
+        if member_name is None:
+            return None
+        return by_alias.get(member_name, member_name)
+
+    members = tuple(replace(m, name=name(m.name, m.uuid)) if m.configured else m for m in raid.members)
+    target = raid.rebuild_target
+    if target is not None:
+        given = next((i for i, m in enumerate(raid.members) if m.name == target), None)
+        target = members[given].name if given is not None else by_alias.get(target, target)
+    return replace(raid, members=members, rebuild_target=target)
+
+
 def observe(results: Mapping[str, Any], held: frozenset[str] | None = None) -> Observed:
     """Build an :class:`Observed` from the results of :data:`QUERIES`, keyed by method."""
+    bdevs = {b["name"]: _bdev(b) for b in results.get("bdev_get_bdevs") or ()}
     return Observed(
-        {b["name"]: _bdev(b) for b in results.get("bdev_get_bdevs") or ()},
-        {r["name"]: _raid(r) for r in results.get("bdev_raid_get_bdevs") or ()},
+        bdevs,
+        {r["name"]: _canonical(_raid(r), bdevs) for r in results.get("bdev_raid_get_bdevs") or ()},
         {s["name"]: _lvstore(s) for s in results.get("bdev_lvol_get_lvstores") or ()},
         {c["name"]: _controller(c) for c in results.get("bdev_nvme_get_controllers") or ()},
         {s["nqn"]: _subsystem(s) for s in results.get("nvmf_get_subsystems") or ()},

@@ -230,6 +230,9 @@ class _Planner:
             assembled = True
         if assembled:
             self.hold_and_export(v, raid is None)
+        else:
+            # hosts keep their subsystem (without a namespace) while the volume cannot be served
+            self.wanted_nqns.update(e.subnqn or names.volume_nqn(v.name) for e in self.view.exports.get(v.name, ()))
 
     def assemble(self, v: Volume, members: Mapping[str, str | None]) -> bool:
         """Plan the raid of a volume that has none; False when it cannot be made now."""
@@ -352,7 +355,7 @@ class _Planner:
     def collect(self) -> None:
         owned = {v.name for v in self.view.volumes.values() if v.owner == self.me and v.state != "deleting"}
         for nqn in self.obs.subsystems:
-            if nqn.startswith(names.NQN_BASE) and nqn not in self.wanted_nqns:
+            if nqn.startswith(names.NQN_BASE + ":") and nqn not in self.wanted_nqns:
                 self.add(Stage.UNEXPORT, "nvmf_delete_subsystem", "", "not wanted", GONE, nqn=nqn)
         for b in self.obs.bdevs.values():
             vol = names.volume_of_hold(b.name)

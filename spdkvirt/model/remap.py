@@ -123,16 +123,24 @@ def remap(
     ok = [leg for leg in volume.legs if cluster.leg_ok(leg)]
     stale = {leg.leg_id for leg in ok if cluster.restarted(leg) or leg.leg_id in suspects}
     sources = [leg for leg in ok if leg.state == "in_sync" and leg.leg_id not in stale]
+    reexported: list[str] = []
     if not sources and not creating:
         last = [leg for leg in ok if leg.state == "in_sync"]
         if not last:
             if volume.state == "failed":
                 return Remap(volume)
             why = "every in-sync leg is out of reach"
-            return Remap(replace(volume, state="failed", generation=volume.generation + 1), "device_failed", why)
+            lost_node = any(not cluster.node_ok(leg.node) for leg in volume.legs if leg.state == "in_sync")
+            failed = replace(volume, state="failed", generation=volume.generation + 1)
+            return Remap(failed, "node_failed" if lost_node else "device_failed", why)
         keep = min(last, key=lambda leg: (leg.leg_id in suspects, leg.leg_id))
         sources = [keep]
         stale.discard(keep.leg_id)
+        if cluster.restarted(keep):
+            # the only copy stays in sync, under an incarnation its node exports again
+            kept = replace(keep, incarnation=keep.incarnation + 1, node_boot=cluster.boot(keep.node))
+            ok = [kept if leg.leg_id == keep.leg_id else leg for leg in ok]
+            reexported.append(keep.leg_id)
     legs: list[Leg] = []
     reincarnated: list[str] = []
     for leg in ok:
@@ -163,7 +171,9 @@ def remap(
     state = _state(volume, new_legs)
     if new_legs == volume.legs and owner == volume.owner and state == volume.state:
         return Remap(volume)
-    reason, detail = _reason(volume, cluster, gone, reincarnated, placed, owner)
+    reason, detail = _reason(volume, cluster, gone, reincarnated + reexported, placed, owner)
+    if reexported:
+        detail = detail.replace("rebuild in place", "re-export or rebuild in place")
     nxt = replace(volume, legs=new_legs, owner=owner, state=state, generation=volume.generation + 1, leg_serial=serial)
     return Remap(nxt, reason, detail, tuple(placed))
 

@@ -152,7 +152,7 @@ def test_new_owner_is_never_a_rebuilding_leg_node() -> None:
 def test_last_in_sync_leg_out_of_reach_fails_the_volume(change: World) -> None:
     v = volume("v1", [leg("n1", "d1"), leg("n2", "d1", "rebuilding")], state="degraded")
     r, c, cap = run(v, change)
-    assert r.reason == "device_failed"
+    assert r.reason == ("device_failed" if change.failed else "node_failed")
     assert r.volume == replace(v, state="failed", generation=2)
     again_ = again(r, c, cap)
     assert not again_.changed
@@ -185,14 +185,19 @@ def test_restarted_node_legs_of_a_volume_being_created_start_again_blank() -> No
     ],
 )
 def test_restarted_node_with_the_only_copy_keeps_it(v: Volume) -> None:
-    r, *_ = run(v, World(rebooted=("n2",)))
-    assert not r.changed
-    assert r.volume is v
+    r, c, cap = run(v, World(rebooted=("n2",)))
+    only = next(x for x in v.legs if x.node == "n2")
+    kept = next(x for x in r.volume.legs if x.leg_id == only.leg_id)
+    # still the source, but under an incarnation its restarted node exports again
+    assert kept == replace(only, incarnation=2, node_boot=boot_of("n2", 2))
+    assert r.reason == "node_added"
+    assert not again(r, c, cap).changed
 
 
 def test_when_every_copy_restarted_one_is_kept_and_the_others_rebuilt() -> None:
     r, *_ = run(V, World(rebooted=("n1", "n2")))
-    assert r.volume.legs == (A, replace(B, state="rebuilding", incarnation=2, node_boot=boot_of("n2", 2)))
+    kept_a = replace(A, incarnation=2, node_boot=boot_of("n1", 2))
+    assert r.volume.legs == (kept_a, replace(B, state="rebuilding", incarnation=2, node_boot=boot_of("n2", 2)))
 
 
 def test_suspect_leg_is_rebuilt_in_place() -> None:
@@ -216,8 +221,10 @@ def test_of_two_suspects_the_first_copy_stays() -> None:
 def test_unsuspected_copy_stays_before_a_suspected_one() -> None:
     v = volume("v1", [leg("n1", "d1"), leg("n2", "d1")])
     r, *_ = run(v, World(rebooted=("n2",)), suspects=[v.legs[0].leg_id])
-    assert r.volume.legs[1] == v.legs[1]
+    # the restarted copy is kept as the source (re-exported under a new incarnation, still in sync)
+    assert r.volume.legs[1] == replace(v.legs[1], incarnation=2, node_boot=boot_of("n2", 2))
     assert r.volume.legs[0].incarnation == 2
+    assert r.volume.legs[0].state == "rebuilding"
 
 
 # ---- what does not change ---------------------------------------------------------------------

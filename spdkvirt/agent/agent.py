@@ -1,0 +1,396 @@
+"""The node agent's main loop: register, mirror the database, reconcile SPDK, quiesce on demand.
+
+Reconciling is level-triggered: any change in the database or a timer starts a pass (observe the
+node's SPDK in one batch, plan, execute, report). Passes never overlap; quiescence waits for the
+pass under way (short-term work completes), then holds host I/O of the affected volumes and
+halts their rebuilds, and only then acknowledges. Instructions are epoch records; one carrying an
+older leader token than the agent has seen is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import os
+import time
+import uuid as uuidlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from spdkvirt.agent import devices as devmod
+from spdkvirt.agent.devices import DeviceSpec
+from spdkvirt.agent.executor import Outcome, execute
+from spdkvirt.mirror import Mirror
+from spdkvirt.model import names
+from spdkvirt.model.observed import QUERIES, Observed, observe
+from spdkvirt.model.plan import NodeView, Options, plan_node
+from spdkvirt.model.records import Device, Epoch, Export, Node, Volume
+from spdkvirt.model.status import volume_status
+from spdkvirt.model.steps import Plan, Stage, Step
+from spdkvirt.spdk.client import SpdkClient
+from spdkvirt.spdk.errors import SpdkError
+from spdkvirt.spdk.methods import Spdk
+from spdkvirt.store import Conflict, Lease, Store, StoreError, keys
+
+log = logging.getLogger(__name__)
+
+BOOT_PREFIX = "svboot_"
+#: findings that mean the owner cannot serve a volume as mapped yet
+BLOCKING = frozenset({"waiting_for_legs", "leg_unreachable", "no_source", "identity_mismatch"})
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    node_id: str
+    address: str
+    spdk_socket: str
+    devices: tuple[DeviceSpec, ...] = ()
+    nvmf_port: int = 4420
+    lease_ttl: int = 2
+    resync_interval: float = 2.0
+    rpc_timeout: float = 30.0
+    options: Options = field(default_factory=Options)
+
+
+def parsers() -> dict[str, Any]:
+    return {
+        "node": Node.of,
+        "device": Device.of,
+        "volume": Volume.of,
+        "export": Export.of,
+        "epoch": Epoch.of,
+    }
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig, store: Store, client: SpdkClient) -> None:
+        self.cfg = cfg
+        self.me = cfg.node_id
+        self.store = store
+        self.client = client
+        self.spdk = Spdk(client)
+        self.mirror = Mirror(store, parsers())
+        self.node = Node(cfg.node_id, cfg.address, nvmf_port=cfg.nvmf_port)
+        self.lease: Lease | None = None
+        self.kick = asyncio.Event()
+        self.lock = asyncio.Lock()
+        self.obs: Observed | None = None
+        self.held: set[str] | None = None
+        self.applied: dict[str, int] = {}
+        self.statuses: dict[str, dict[str, Any]] = {}
+        self.acked: set[tuple[int, str, int]] = set()
+        self.max_token = 0
+        self.fenced = False
+        self.passes = 0
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # ---- start ----------------------------------------------------------------------------
+    async def boot_id(self) -> str:
+        """The identity of the SPDK process: a marker bdev made by the first agent that saw it."""
+        bdevs = await self.spdk.bdev_get_bdevs()
+        for b in bdevs:
+            if b["name"].startswith(BOOT_PREFIX):
+                return str(b["name"][len(BOOT_PREFIX) :])
+        boot = uuidlib.uuid4().hex[:16]
+        await self.spdk.bdev_null_create(BOOT_PREFIX + boot, 1, 512)
+        return boot
+
+    async def register(self) -> None:
+        """Bring the devices in, write the node, device and liveness records."""
+        transports = await self.spdk.nvmf_get_transports()
+        if not any(t.get("trtype") == "TCP" for t in transports):
+            await self.spdk.nvmf_create_transport("TCP")
+        boot = await self.boot_id()
+        known = {d.device_id: (d, rev) for d, rev in await self._my_devices()}
+        for spec in self.cfg.devices:
+            old, rev = known.get(spec.device_id, (None, 0))
+            dev = await devmod.attach(self.spdk, self.me, spec, old)
+            if old is None or dev.record() != old.record():
+                if old is not None and dev.state != old.state:
+                    dev = replace(dev, generation=old.generation + 1)
+                await self.store.put(keys.device(self.me, spec.device_id), dev.record(), expect=rev)
+        kv = await self.store.get(keys.node(self.me))
+        generation = Node.of(kv.value).generation + 1 if kv is not None else 1
+        self.node = Node(self.me, self.cfg.address, "up", generation, boot, self.cfg.nvmf_port)
+        await self.store.put(keys.node(self.me), self.node.record())
+        await self._go_live()
+
+    async def _go_live(self) -> None:
+        self.lease = await self.store.grant_lease(self.cfg.lease_ttl)
+        record = {"kind": "alive", "schema_version": 1, "node": self.me, "boot_id": self.node.boot_id,
+                  "pid": os.getpid(), "since": now()}  # fmt: skip
+        await self.store.put(keys.alive(self.me), record, lease=self.lease)
+        self.fenced = False
+
+    async def _my_devices(self) -> list[tuple[Device, int]]:
+        r = await self.store.range(keys.devices(self.me))
+        return [(Device.of(kv.value), kv.mod_revision) for kv in r.kvs]
+
+    async def run(self) -> None:
+        """Register, then reconcile until cancelled."""
+        await self.register()
+        self.mirror.listeners.append(self._heard)
+        self.mirror.start()
+        self._tasks = [
+            asyncio.get_running_loop().create_task(self._reconcile_loop(), name="reconcile"),
+            asyncio.get_running_loop().create_task(self._lease_loop(), name="lease"),
+        ]
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await self.mirror.close()
+
+    # ---- hearing the database --------------------------------------------------------------
+    def _heard(self, kind: str, key: str, old: Any, new: Any) -> None:
+        if kind == "epoch" and isinstance(new, Epoch) and self.me in new.nodes:
+            self.max_token = max(self.max_token, new.token)
+            if new.phase == "quiescing":
+                self._spawn(self.quiesce(new))
+            elif new.phase == "resuming":
+                self._spawn(self.resume(new))
+        self.kick.set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+    # ---- what the database wants of this node ----------------------------------------------
+    def volumes(self) -> dict[str, Volume]:
+        return {v.name: v for v in self.mirror.values("volume")}
+
+    def nodes(self) -> dict[str, Node]:
+        out = {n.node_id: n for n in self.mirror.values("node")}
+        out[self.me] = self.node
+        return out
+
+    def exports(self) -> dict[str, tuple[Export, ...]]:
+        out: dict[str, list[Export]] = {}
+        for e in self.mirror.values("export"):
+            out.setdefault(e.volume, []).append(e)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def epochs(self) -> list[Epoch]:
+        """Open epochs that name this node, from the newest leader seen."""
+        return [
+            e
+            for e in self.mirror.values("epoch")
+            if self.me in e.nodes and e.phase not in ("done", "aborted") and e.token >= self.max_token
+        ]
+
+    def owned(self) -> set[str]:
+        return {v.name for v in self.mirror.values("volume") if v.owner == self.me}
+
+    def wanted_held(self) -> frozenset[str]:
+        owned = self.owned()
+        if self.fenced:
+            return frozenset(owned)
+        held: set[str] = set()
+        for e in self.epochs():
+            if e.holds:
+                held |= e.volumes & owned
+        return frozenset(held)
+
+    # ---- reconcile ---------------------------------------------------------------------------
+    async def _reconcile_loop(self) -> None:
+        await self.mirror.synced.wait()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.cfg.resync_interval):
+                    await self.kick.wait()
+            self.kick.clear()
+            try:
+                async with self.lock:
+                    again = await self.reconcile()
+            except (SpdkError, StoreError, OSError) as e:
+                log.warning("reconcile: %s", e)
+                again = True
+                await asyncio.sleep(0.2)
+            if again:
+                await asyncio.sleep(0.02)
+                self.kick.set()
+
+    async def observe(self) -> Observed:
+        results = await self.client.gather(QUERIES, timeout=self.cfg.rpc_timeout)
+        held = frozenset(self.held) if self.held is not None else None
+        self.obs = observe({m: r for (m, _), r in zip(QUERIES, results, strict=True)}, held)
+        return self.obs
+
+    async def reconcile(self) -> bool:
+        """One pass; True when another should follow soon (work was done or failed)."""
+        self.passes += 1
+        obs = await self.observe()
+        await self.check_devices(obs)
+        view = NodeView(
+            self.node, self.nodes(), self.volumes(), self.exports(), self.wanted_held(), True, self.cfg.options
+        )
+        plan = plan_node(view, obs)
+        outcome = await execute(self.client, plan, deadline=self.cfg.rpc_timeout) if plan else Outcome()
+        if outcome.failed:
+            log.info("pass %d: %d step(s) failed: %s", self.passes, len(outcome.failed), outcome.summary())
+        self.remember_holds(outcome.done, view.held if self.held is None else None)
+        for v in view.volumes.values():
+            if v.owner == self.me and v.name not in outcome.failed_volumes():
+                self.applied[v.name] = v.generation
+        await self.report(view, obs, plan)
+        await self.ack_converged(plan, outcome)
+        return bool(plan.steps)
+
+    def remember_holds(self, done: Iterable[Step], initial: frozenset[str] | None) -> None:
+        held = set(initial) if initial is not None else (self.held or set())
+        for s in done:
+            if s.method == "bdev_error_inject_error":
+                held.add(s.volume)
+            elif s.method in ("bdev_error_resume_pending", "bdev_error_delete"):
+                held.discard(s.volume)
+        self.held = held
+
+    # ---- devices -------------------------------------------------------------------------------
+    async def check_devices(self, obs: Observed) -> None:
+        for key, entry in list(self.mirror.data["device"].items()):
+            dev: Device = entry.value
+            if dev.node != self.me or dev.state in ("maintenance", "removed"):
+                continue
+            state, reason = devmod.health(dev, obs)
+            fresh = devmod.with_space(dev, obs)
+            changed_space = abs(fresh.free_bytes - dev.free_bytes) > max(dev.size_bytes // 100, 1)
+            if state == dev.state and not changed_space:
+                continue
+            nxt = replace(fresh, state=state, generation=dev.generation + (state != dev.state))
+            record = nxt.record()
+            if reason:
+                record["reason"] = reason
+            record["state_changed_at" if state != dev.state else "updated_at"] = now()
+            with contextlib.suppress(Conflict):
+                await self.store.put(key, record, expect=entry.mod_revision)
+            if state != dev.state:
+                log.warning("device %s: %s %s", dev.device_id, state, reason)
+
+    # ---- reporting -----------------------------------------------------------------------------
+    async def report(self, view: NodeView, obs: Observed, plan: Plan) -> None:
+        writes = []
+        held = self.held or set()
+        for v in view.volumes.values():
+            if v.owner != self.me:
+                continue
+            st = volume_status(v, obs, self.me, plan.findings, v.name in held, self.applied.get(v.name, 0))
+            if self.statuses.get(v.name) != st:
+                writes.append((v.name, st))
+        sem = asyncio.Semaphore(32)
+
+        async def put(name: str, st: dict[str, Any]) -> None:
+            async with sem:
+                await self.store.put(keys.status(name), dict(st, at=now()))
+                self.statuses[name] = st
+
+        await asyncio.gather(*(put(n, s) for n, s in writes))
+
+    async def ack(self, epoch: Epoch, phase: str, volumes: Iterable[str] = ()) -> None:
+        mark = (epoch.number, phase, epoch.token)
+        if mark in self.acked:
+            return
+        record = {"kind": "ack", "schema_version": 1, "epoch": epoch.number, "node": self.me, "phase": phase,
+                  "leader_token": epoch.token, "status": "ok", "at": now()}  # fmt: skip
+        vols = sorted(volumes)
+        if vols:
+            record["volumes"] = vols
+        await self.store.put(keys.ack(epoch.number, self.me), record)
+        self.acked.add(mark)
+
+    async def ack_converged(self, plan: Plan, outcome: Outcome) -> None:
+        """Acknowledge remapping epochs once this node holds their new mappings."""
+        volumes = self.volumes()
+        for e in self.epochs():
+            if e.phase != "remapping":
+                continue
+            mine = [volumes[n] for n in e.volumes if n in volumes and self.me in volumes[n].nodes()]
+            if any(v.epoch < e.number for v in mine):
+                continue  # the new mappings have not reached this node yet
+            if any(s.volume in e.volumes and s.stage not in (Stage.HOLD,) for s in plan.steps):
+                continue
+            if any(f.volume in e.volumes and f.kind in BLOCKING for f in plan.findings):
+                continue
+            if outcome.failed_volumes() & e.volumes:
+                continue
+            await self.ack(e, "remapping", [v.name for v in mine])
+
+    # ---- quiescence --------------------------------------------------------------------------
+    async def quiesce(self, epoch: Epoch) -> None:
+        """Hold host I/O of the affected volumes this node owns, halt their rebuilds, acknowledge."""
+        started = time.monotonic()
+        async with self.lock:
+            if epoch.token < self.max_token:
+                return
+            obs = self.obs or await self.observe()
+            owned = self.owned() & epoch.volumes
+            steps: list[Step] = []
+            for name in sorted(owned):
+                hold = names.hold(name)
+                if hold in obs.bdevs:
+                    steps.append(Step(Stage.HOLD, "bdev_error_inject_error", {
+                        "name": hold, "io_type": "all", "error_type": "pending", "num": self.cfg.options.hold_count,
+                    }, name, "quiesce"))  # fmt: skip
+                raid = obs.raids.get(names.raid(name))
+                if raid is not None and raid.rebuild_target:
+                    steps.append(Step(Stage.DISASSEMBLE, "bdev_raid_remove_base_bdev", {"name": raid.rebuild_target},
+                                      name, "halt rebuild"))  # fmt: skip
+            outcome = await execute(self.client, Plan(tuple(steps)), deadline=self.cfg.rpc_timeout)
+            self.remember_holds(outcome.done, None)
+            if outcome.failed:
+                log.warning("epoch %d: quiesce failed: %s", epoch.number, outcome.summary())
+                return
+            await self.ack(epoch, "quiescing", owned)
+        ms = (time.monotonic() - started) * 1e3
+        log.info("epoch %d: quiesced %d volume(s) in %.1f ms", epoch.number, len(owned), ms)
+
+    async def resume(self, epoch: Epoch) -> None:
+        """Let held I/O of the affected volumes flow again; long work restarts in the next pass."""
+        async with self.lock:
+            if epoch.token < self.max_token:
+                return
+            held = self.held if self.held is not None else self.owned()
+            targets = sorted(held & epoch.volumes & self.owned() - self.wanted_held())
+            steps = [Step(Stage.RELEASE, "bdev_error_resume_pending", {"name": names.hold(n)}, n, "resume")
+                     for n in targets]  # fmt: skip
+            outcome = await execute(self.client, Plan(tuple(steps)), deadline=self.cfg.rpc_timeout)
+            self.remember_holds(outcome.done, None)
+            if outcome.failed:
+                log.warning("epoch %d: resume failed: %s", epoch.number, outcome.summary())
+                return
+            await self.ack(epoch, "resuming", targets)
+        self.kick.set()
+
+    # ---- liveness ------------------------------------------------------------------------------
+    async def _lease_loop(self) -> None:
+        """When the lease is lost the node may have been declared dead and its volumes moved: hold
+        every volume it owns (self-fencing) until it is registered again."""
+        while True:
+            lease = self.lease
+            assert lease is not None
+            await lease.lost.wait()
+            log.warning("lease lost: holding every owned volume until registered again")
+            self.fenced = True
+            self.kick.set()
+            while True:
+                try:
+                    await self._go_live()
+                    break
+                except StoreError as e:
+                    log.warning("registering again: %s", e)
+                    await asyncio.sleep(0.5)
+            self.kick.set()

@@ -1,0 +1,65 @@
+"""A volume's status as its owner sees it: raid state, in-sync legs, rebuild progress."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from spdkvirt.model import names
+from spdkvirt.model.observed import Observed
+from spdkvirt.model.records import Volume
+from spdkvirt.model.steps import Finding
+
+RAID_STATES = ("online", "configuring", "offline")
+
+
+def leg_bdevs(volume: Volume, observed: Observed, me: str) -> dict[str, str]:
+    """Bdev name -> leg id for the legs the owner can see."""
+    out: dict[str, str] = {}
+    for leg in volume.legs:
+        if leg.node == me:
+            alias = names.lvol_alias(leg.lvstore, leg.leg_id)
+            b = next((b for b in observed.bdevs.values() if alias in b.aliases), None)
+            if b is not None:
+                out[b.name] = leg.leg_id
+        else:
+            out[names.remote_bdev(leg.leg_id, leg.incarnation)] = leg.leg_id
+    return out
+
+
+def volume_status(
+    volume: Volume, observed: Observed, me: str, findings: Iterable[Finding], held: bool, generation: int
+) -> dict[str, Any]:
+    """The status record (without timestamp) of a volume owned by ``me``; ``generation``: the
+    mapping generation last applied without error."""
+    raid = observed.raids.get(names.raid(volume.name))
+    hold = names.hold(volume.name)
+    by_bdev = leg_bdevs(volume, observed, me)
+    in_sync: list[str] = []
+    rebuild: dict[str, Any] | None = None
+    if raid is not None:
+        for m in raid.configured():
+            leg = by_bdev.get(m)
+            if leg is None:
+                continue
+            if m == raid.rebuild_target:
+                rebuild = {"leg": leg, "percent": raid.rebuild_percent}
+            else:
+                in_sync.append(leg)
+    out: dict[str, Any] = {
+        "kind": "status",
+        "schema_version": 1,
+        "volume": volume.name,
+        "node": me,
+        "generation": max(generation, 1),
+        "raid_state": raid.state if raid is not None and raid.state in RAID_STATES else "absent",
+        "in_sync": sorted(in_sync),
+        "held": held,
+        "exported": any(n.bdev == hold for s in observed.subsystems.values() for n in s.namespaces),
+    }  # fmt: skip
+    if rebuild is not None:
+        out["rebuild"] = rebuild
+    found = [f.json() for f in findings if f.volume == volume.name][:64]
+    if found:
+        out["findings"] = found
+    return out
