@@ -28,7 +28,7 @@ from spdkvirt.model import names
 from spdkvirt.model.observed import QUERIES, Observed, observe
 from spdkvirt.model.plan import NodeView, Options, plan_node
 from spdkvirt.model.records import Device, Epoch, Export, Node, Volume
-from spdkvirt.model.status import volume_status
+from spdkvirt.model.status import leg_bdevs, volume_status
 from spdkvirt.model.steps import Plan, Stage, Step
 from spdkvirt.spdk.client import SpdkClient
 from spdkvirt.spdk.errors import SpdkError
@@ -85,6 +85,8 @@ class Agent:
         self.held: set[str] | None = None
         self.applied: dict[str, int] = {}
         self.statuses: dict[str, dict[str, Any]] = {}
+        self.rebuilt: dict[str, set[str]] = {}
+        self.failing: set[tuple[str, str]] = set()
         self.acked: set[tuple[int, str, int]] = set()
         self.max_token = 0
         self.fenced = False
@@ -119,8 +121,8 @@ class Agent:
         kv = await self.store.get(keys.node(self.me))
         generation = Node.of(kv.value).generation + 1 if kv is not None else 1
         self.node = Node(self.me, self.cfg.address, "up", generation, boot, self.cfg.nvmf_port)
+        await self._go_live()  # liveness first: a node record without it would be taken for dead
         await self.store.put(keys.node(self.me), self.node.record())
-        await self._go_live()
 
     async def _go_live(self) -> None:
         self.lease = await self.store.grant_lease(self.cfg.lease_ttl)
@@ -128,6 +130,13 @@ class Agent:
                   "pid": os.getpid(), "since": now()}  # fmt: skip
         await self.store.put(keys.alive(self.me), record, lease=self.lease)
         self.fenced = False
+
+    async def come_back(self, marked: Node) -> None:
+        """The master declared this node down (its lease ran out, or it missed a deadline):
+        everything it held has been remapped; register again as a fresh member."""
+        log.warning("node marked %s (%s): registering again", marked.state, marked.extra)
+        self.node = replace(self.node, state="up", generation=marked.generation + 1)
+        await self.store.put(keys.node(self.me), self.node.record())
 
     async def _my_devices(self) -> list[tuple[Device, int]]:
         r = await self.store.range(keys.devices(self.me))
@@ -157,6 +166,8 @@ class Agent:
 
     # ---- hearing the database --------------------------------------------------------------
     def _heard(self, kind: str, key: str, old: Any, new: Any) -> None:
+        if kind == "node" and isinstance(new, Node) and new.node_id == self.me and new.state != "up":
+            self._spawn(self.come_back(new))
         if kind == "epoch" and isinstance(new, Epoch) and self.me in new.nodes:
             self.max_token = max(self.max_token, new.token)
             if new.phase == "quiescing":
@@ -222,7 +233,7 @@ class Agent:
                 again = True
                 await asyncio.sleep(0.2)
             if again:
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.05 if self.failing else 0.0)
                 self.kick.set()
 
     async def observe(self) -> Observed:
@@ -242,7 +253,10 @@ class Agent:
         plan = plan_node(view, obs)
         outcome = await execute(self.client, plan, deadline=self.cfg.rpc_timeout) if plan else Outcome()
         if outcome.failed:
-            log.info("pass %d: %d step(s) failed: %s", self.passes, len(outcome.failed), outcome.summary())
+            fresh = {(s.volume, s.method) for s, _ in outcome.failed} - self.failing
+            level = logging.INFO if fresh else logging.DEBUG
+            log.log(level, "pass %d: %d step(s) failed: %s", self.passes, len(outcome.failed), outcome.summary())
+        self.failing = {(s.volume, s.method) for s, _ in outcome.failed}
         self.remember_holds(outcome.done, view.held if self.held is None else None)
         for v in view.volumes.values():
             if v.owner == self.me and v.name not in outcome.failed_volumes():
@@ -288,7 +302,13 @@ class Agent:
         for v in view.volumes.values():
             if v.owner != self.me:
                 continue
-            st = volume_status(v, obs, self.me, plan.findings, v.name in held, self.applied.get(v.name, 0))
+            raid = obs.raids.get(names.raid(v.name))
+            seen = self.rebuilt.setdefault(v.name, set())
+            if raid is not None and raid.rebuild_target is not None:
+                seen.update(leg for b, leg in leg_bdevs(v, obs, self.me).items() if b == raid.rebuild_target)
+            seen &= {x.leg_id for x in v.legs if x.state != "in_sync"}
+            applied = self.applied.get(v.name, 0)
+            st = volume_status(v, obs, self.me, plan.findings, v.name in held, applied, seen)
             if self.statuses.get(v.name) != st:
                 writes.append((v.name, st))
         sem = asyncio.Semaphore(32)

@@ -19,7 +19,6 @@ from spdkvirt.model.records import Device
 from spdkvirt.spdk.errors import SpdkExists
 from spdkvirt.spdk.methods import Spdk
 
-
 FILE_BLOCK_SIZE = 4096
 
 
@@ -32,6 +31,7 @@ class DeviceSpec:
     device_id: str
     path: str = ""
     bdev: str = ""
+    block_size: int | None = None
 
     @classmethod
     def parse(cls, text: str) -> DeviceSpec:
@@ -40,7 +40,8 @@ class DeviceSpec:
             raise DeviceSpecError(f"device {text!r}: expected ID=PATH or ID=bdev:NAME")
         if where.startswith("bdev:"):
             return cls(ident, bdev=where[len("bdev:") :])
-        return cls(ident, path=where)
+        # SPDK cannot detect the block size of a regular file: give it one
+        return cls(ident, path=where, block_size=FILE_BLOCK_SIZE if os.path.isfile(where) else None)
 
     @property
     def bdev_name(self) -> str:
@@ -52,9 +53,7 @@ async def attach(spdk: Spdk, node: str, spec: DeviceSpec, known: Device | None) 
     uuid = known.uuid if known is not None and known.uuid else str(uuidlib.uuid4())
     if spec.path:
         try:
-            # SPDK cannot detect a block size for a regular file: give it one
-            block_size = FILE_BLOCK_SIZE if os.path.isfile(spec.path) else None
-            await spdk.bdev_aio_create(spec.path, spec.bdev_name, uuid=uuid, block_size=block_size)
+            await spdk.bdev_aio_create(spec.path, spec.bdev_name, uuid=uuid, block_size=spec.block_size)
         except SpdkExists:
             pass
         await spdk.bdev_wait_for_examine()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from spdkvirt.model import names
@@ -28,10 +28,20 @@ def leg_bdevs(volume: Volume, observed: Observed, me: str) -> dict[str, str]:
 
 
 def volume_status(
-    volume: Volume, observed: Observed, me: str, findings: Iterable[Finding], held: bool, generation: int
+    volume: Volume,
+    observed: Observed,
+    me: str,
+    findings: Iterable[Finding],
+    held: bool,
+    generation: int,
+    rebuilt: Collection[str] = (),
 ) -> dict[str, Any]:
     """The status record (without timestamp) of a volume owned by ``me``; ``generation``: the
-    mapping generation last applied without error."""
+    mapping generation last applied without error; ``rebuilt``: legs this node saw being rebuilt.
+
+    A member counts as in sync only if the database says so, or the volume is being created with
+    it, or the node watched its rebuild run: a member that just joined is never taken for a copy
+    before its rebuild has shown up."""
     raid = observed.raids.get(names.raid(volume.name))
     hold = names.hold(volume.name)
     by_bdev = leg_bdevs(volume, observed, me)
@@ -42,9 +52,10 @@ def volume_status(
             leg = by_bdev.get(m)
             if leg is None:
                 continue
+            state = next((x.state for x in volume.legs if x.leg_id == leg), "")
             if m == raid.rebuild_target:
                 rebuild = {"leg": leg, "percent": raid.rebuild_percent}
-            else:
+            elif state == "in_sync" or leg in rebuilt or (state == "new" and volume.state == "creating"):
                 in_sync.append(leg)
     out: dict[str, Any] = {
         "kind": "status",

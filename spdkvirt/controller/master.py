@@ -1,0 +1,386 @@
+"""The master: campaign for leadership, then keep the mappings right, one epoch at a time.
+
+While leading it mirrors nodes, liveness, devices, volumes, volume status, epochs and acks. After
+any change it (1) finishes an open epoch if there is one — also one a previous leader left half
+done, which it takes over under its own token; (2) promotes legs their owner reports rebuilt;
+(3) marks nodes whose agent lease ran out as down; (4) runs :func:`spdkvirt.model.remap.remap`
+over every volume and, if any mapping must change, opens an epoch for exactly those volumes.
+
+An epoch goes quiescing -> remapping -> resuming -> done. Each phase waits for the
+acknowledgements of the live nodes it names, up to a deadline; a node that misses it is declared
+down (fenced: later instructions carry a newer token and the node must register again), which
+the remap then treats like a failed node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from spdkvirt.controller.writes import put_guarded
+from spdkvirt.mirror import Mirror
+from spdkvirt.model.placement import Capacity
+from spdkvirt.model.records import Device, Epoch, Node, Volume
+from spdkvirt.model.remap import ClusterView, Remap, promote, remap
+from spdkvirt.store import Compare, Delete, Leadership, LeadershipLost, Put, Store, StoreError, keys
+
+log = logging.getLogger(__name__)
+
+#: findings of an owner that make the master rebuild a leg
+SUSPECT = frozenset({"leg_dropped", "leg_lost", "identity_mismatch"})
+KEEP_EPOCHS = 200
+CRASH_ENV = "SPDKVIRT_CRASH_AT"
+
+
+def crash_point(name: str) -> None:
+    """Die here, as a SIGKILL would, when ``SPDKVIRT_CRASH_AT`` names this point: lets tests stop a
+    master at each step of an epoch. Points: ``<phase>:before_acks``, ``<phase>:after_acks``,
+    ``remapping:half_written``."""
+    if os.environ.get(CRASH_ENV) == name:
+        logging.shutdown()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class MasterConfig:
+    holder: str
+    election: str = "master"
+    lease_ttl: int = 2
+    quiesce_deadline: float = 2.0
+    remap_deadline: float = 15.0
+    resume_deadline: float = 5.0
+    tick: float = 0.5
+
+
+def parsers() -> dict[str, Any]:
+    return {
+        "node": Node.of,
+        "alive": dict,
+        "device": Device.of,
+        "volume": Volume.of,
+        "status": dict,
+        "epoch": Epoch.of,
+        "ack": dict,
+        "export": dict,
+    }
+
+
+class Master:
+    def __init__(self, store: Store, cfg: MasterConfig) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.mirror: Mirror | None = None
+        self.leadership: Leadership | None = None
+        self.epochs_run = 0
+        self.leading = asyncio.Event()
+
+    # ---- leadership ------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Campaign and lead, again and again, until cancelled."""
+        while True:
+            lease = await self.store.grant_lease(self.cfg.lease_ttl)
+            try:
+                leadership = await self.store.election(self.cfg.election).campaign(self.cfg.holder, lease)
+                log.info("%s leads (token %d)", self.cfg.holder, leadership.token)
+                await self.lead(leadership)
+            except (LeadershipLost, StoreError) as e:
+                log.warning("%s: leadership ended: %s", self.cfg.holder, e)
+                await asyncio.sleep(0.2)
+            finally:
+                self.leading.clear()
+                with contextlib.suppress(Exception):
+                    await lease.revoke()
+
+    async def lead(self, leadership: Leadership) -> None:
+        self.leadership = leadership
+        self.mirror = mirror = Mirror(self.store, parsers())
+        mirror.start()
+        try:
+            await mirror.synced.wait()
+            self.leading.set()
+            while not leadership.lost.is_set():
+                mirror.changed.clear()
+                await self.step()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.cfg.tick):
+                        await mirror.changed.wait()
+            raise LeadershipLost("lease lost")
+        finally:
+            await mirror.close()
+            self.mirror = None
+
+    @property
+    def guard(self) -> Compare:
+        assert self.leadership is not None
+        return self.leadership.guard()
+
+    @property
+    def token(self) -> int:
+        assert self.leadership is not None
+        return self.leadership.token
+
+    # ---- the view --------------------------------------------------------------------------
+    def values(self, kind: str) -> list[Any]:
+        assert self.mirror is not None
+        return self.mirror.values(kind)
+
+    def cluster(self) -> ClusterView:
+        nodes = {n.node_id: n for n in self.values("node")}
+        alive = frozenset(a["node"] for a in self.values("alive") if a["node"] in nodes)
+        live = frozenset(n for n in alive if nodes[n].boot_id == self._alive_boot(n))
+        devices = {d.key: d for d in self.values("device")}
+        return ClusterView(nodes, live, devices)
+
+    def _alive_boot(self, node: str) -> str:
+        assert self.mirror is not None
+        entry = self.mirror.get("alive", keys.alive(node))
+        return str(entry.value.get("boot_id", "")) if entry is not None else ""
+
+    def volumes(self) -> dict[str, Volume]:
+        return {v.name: v for v in self.values("volume")}
+
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        return {s["volume"]: s for s in self.values("status")}
+
+    # ---- one round -------------------------------------------------------------------------
+    async def step(self) -> None:
+        open_epochs = sorted((e for e in self.values("epoch") if e.phase not in ("done", "aborted")),
+                             key=lambda e: e.number)  # fmt: skip
+        if open_epochs:
+            await self.drive(open_epochs[0])
+            return
+        await self.promote_rebuilt()
+        await self.mark_down()
+        await self.open_epoch()
+
+    async def promote_rebuilt(self) -> None:
+        statuses = self.statuses()
+        writes = []
+        for v in self.volumes().values():
+            st = statuses.get(v.name)
+            if st is None or st.get("node") != v.owner:
+                continue
+            nxt = promote(v, st.get("in_sync", ()), st.get("generation", 0))
+            if nxt is not v:
+                writes.append(nxt.record())
+        if writes:
+            await put_guarded(self.store, self.guard, writes)
+
+    async def mark_down(self) -> None:
+        cluster = self.cluster()
+        writes = []
+        present = {a["node"] for a in self.values("alive")}
+        for n in cluster.nodes.values():
+            if n.state == "up" and n.node_id not in present:
+                down = replace(n, state="down", generation=n.generation + 1).record()
+                down["reason"] = "agent lease expired"
+                writes.append(down)
+        if writes:
+            log.warning("nodes down: %s", ", ".join(w["node_id"] for w in writes))
+            await put_guarded(self.store, self.guard, writes)
+
+    def remaps(self, names: Iterable[str] | None = None) -> list[Remap]:
+        """The volumes whose mapping must change (all, or just ``names``)."""
+        cluster = self.cluster()
+        volumes = self.volumes()
+        capacity = Capacity.of(cluster.devices.values(), volumes.values(), cluster.usable_nodes())
+        owned = Counter(v.owner for v in volumes.values())
+        statuses = self.statuses()
+        out = []
+        for name in sorted(volumes if names is None else names):
+            v = volumes.get(name)
+            if v is None:
+                continue
+            st = statuses.get(name) or {}
+            suspects = set()
+            if st.get("node") == v.owner and st.get("generation") == v.generation:
+                suspects = {f.get("leg", "") for f in st.get("findings", ()) if f.get("kind") in SUSPECT}
+            r = remap(v, cluster, capacity, owned, suspects)
+            if r.changed and r.volume.owner != v.owner:
+                owned[v.owner] -= 1
+                owned[r.volume.owner] += 1
+            out.append(r)
+        return out
+
+    # ---- epochs ------------------------------------------------------------------------------
+    def next_epoch_number(self) -> int:
+        return max((e.number for e in self.values("epoch")), default=0) + 1
+
+    async def open_epoch(self) -> None:
+        changed = [r for r in self.remaps() if r.changed]
+        if not changed:
+            return
+        cluster = self.cluster()
+        old = self.volumes()
+        nodes: set[str] = set()
+        for r in changed:
+            nodes |= old[r.volume.name].nodes() | r.volume.nodes()
+        nodes = {n for n in nodes if cluster.node_ok(n)}
+        reason = Counter(r.reason for r in changed).most_common(1)[0][0]
+        detail = "; ".join(f"{r.volume.name}: {r.detail}" for r in changed[:20])
+        epoch = Epoch(self.next_epoch_number(), reason, frozenset(r.volume.name for r in changed),
+                      frozenset(nodes), self.token, "quiescing", {}, detail[:4000])  # fmt: skip
+        record = epoch.record() | {"started_at": now(), "updated_at": now()}
+        key = keys.epoch(epoch.number)
+        opened = await self.store.txn([self.guard, Compare.absent(key)], [Put(key, record)])
+        if not opened.succeeded:
+            raise LeadershipLost("could not open an epoch")
+        log.info("epoch %d (%s): %d volume(s) on %s", epoch.number, reason, len(epoch.volumes), sorted(nodes))
+        await self.drive(epoch, record)
+
+    def _record(self, epoch: Epoch) -> dict[str, Any]:
+        assert self.mirror is not None
+        entry = self.mirror.get("epoch", keys.epoch(epoch.number))
+        return dict(entry.record) if entry is not None else epoch.record()
+
+    async def _write_epoch(self, record: dict[str, Any]) -> None:
+        record["updated_at"] = now()
+        await put_guarded(self.store, self.guard, [record])
+
+    async def drive(self, epoch: Epoch, record: dict[str, Any] | None = None) -> None:
+        """Run an epoch from whatever phase it is in to done."""
+        rec = dict(record) if record is not None else self._record(epoch)
+        if rec["leader_token"] != self.token:
+            log.info("epoch %d: taking over in phase %s", epoch.number, rec["phase"])
+            rec["leader_token"] = self.token
+            await self._write_epoch(rec)
+        timings: dict[str, float] = dict(rec.get("timings", {}))
+        ack_ms: dict[str, dict[str, float]] = {k: dict(v) for k, v in rec.get("ack_ms", {}).items()}
+        fenced: set[str] = set(rec.get("fenced", ()))
+        while rec["phase"] not in ("done", "aborted"):
+            phase = rec["phase"]
+            crash_point(f"{phase}:before_acks")
+            started = time.monotonic()
+            deadline = {"quiescing": self.cfg.quiesce_deadline, "remapping": self.cfg.remap_deadline}.get(
+                phase, self.cfg.resume_deadline
+            )
+            acked, missing = await self.wait_acks(rec, phase, deadline, started, remap=phase == "remapping")
+            for node, ms in acked.items():
+                ack_ms.setdefault(node, {})[phase] = round(ms, 2)
+                rec.setdefault("acks", {})[node] = phase
+            if missing:
+                log.warning("epoch %d: %s missed the %s deadline: fenced", rec["number"], sorted(missing), phase)
+                fenced |= missing
+                await self.fence(missing, rec["number"])
+            crash_point(f"{phase}:after_acks")
+            if phase == "quiescing":
+                nodes = await self.apply_remap(rec)
+                rec["affected_nodes"] = sorted(nodes)
+                nxt = "remapping"
+            elif phase == "remapping":
+                nxt = "resuming"
+            else:
+                nxt = "done"
+                rec["finished_at"] = now()
+            timings[phase] = round((time.monotonic() - started) * 1e3, 2)
+            rec.update(phase=nxt, timings=timings, ack_ms=ack_ms)
+            if fenced:
+                rec["fenced"] = sorted(fenced)
+            await self._write_epoch(rec)
+        self.epochs_run += 1
+        log.info("epoch %d done: %s", rec["number"], timings)
+        await self.prune(rec["number"])
+
+    async def wait_acks(
+        self, rec: dict[str, Any], phase: str, deadline: float, started: float, *, remap: bool = False
+    ) -> tuple[dict[str, float], set[str]]:
+        """Wait until every live node of the epoch acknowledged ``phase`` under this leader's
+        token; returns (node -> ms to its ack, nodes that missed the deadline).
+
+        ``remap``: while waiting, keep the epoch's mappings right — a device or node that fails
+        meanwhile changes them again (within the same epoch), and the nodes ack the newer ones."""
+        assert self.mirror is not None
+        number = rec["number"]
+        waiting = set(rec["affected_nodes"])
+        acked: dict[str, float] = {}
+        end = started + deadline
+        while True:
+            if remap and any(r.changed for r in self.remaps(rec["affected_volumes"])):
+                nodes = await self.apply_remap(rec)
+                rec["affected_nodes"] = sorted(set(rec["affected_nodes"]) | nodes)
+                await self._write_epoch(rec)
+                waiting |= nodes
+                for node in nodes:
+                    acked.pop(node, None)
+                await self._settle(lambda: not any(r.changed for r in self.remaps(rec["affected_volumes"])))
+            cluster = self.cluster()
+            for node in list(waiting):
+                entry = self.mirror.get("ack", keys.ack(number, node))
+                a = entry.value if entry is not None else None
+                if a is not None and a.get("phase") == phase and a.get("leader_token") == self.token:
+                    acked[node] = (time.monotonic() - started) * 1e3
+                    waiting.discard(node)
+                elif not cluster.node_ok(node):
+                    waiting.discard(node)  # down: the remap leaves it out
+            if not waiting:
+                return acked, set()
+            left = end - time.monotonic()
+            if left <= 0:
+                return acked, waiting
+            self.mirror.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, self.cfg.tick)):
+                    await self.mirror.changed.wait()
+
+    async def fence(self, nodes: Iterable[str], number: int) -> None:
+        cluster = self.cluster()
+        writes = []
+        for node in nodes:
+            n = cluster.nodes.get(node)
+            if n is not None and n.state == "up":
+                rec = replace(n, state="down", generation=n.generation + 1).record()
+                rec["reason"] = f"fenced: missed a deadline of epoch {number}"
+                writes.append(rec)
+        if writes:
+            await put_guarded(self.store, self.guard, writes)
+            await self._settle(lambda: all(self.cluster().nodes[w["node_id"]].state == "down" for w in writes))
+
+    async def _settle(self, done: Any, within: float = 2.0) -> None:
+        """Wait until the mirror shows our own writes (it is fed by a watch)."""
+        assert self.mirror is not None
+        end = time.monotonic() + within
+        while not done() and time.monotonic() < end:
+            self.mirror.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await self.mirror.changed.wait()
+
+    async def apply_remap(self, rec: Mapping[str, Any]) -> set[str]:
+        """Write the new mappings of the epoch's volumes (all stamped with the epoch); returns the
+        nodes that take part from now on."""
+        number = rec["number"]
+        cluster = self.cluster()
+        old = self.volumes()
+        writes = []
+        nodes: set[str] = set()
+        for r in self.remaps(rec["affected_volumes"]):
+            v = r.volume
+            nodes |= old[v.name].nodes() | v.nodes()
+            writes.append(replace(v, epoch=number).record())
+        half = len(writes) // 2
+        if half:
+            await put_guarded(self.store, self.guard, writes[:half])
+        crash_point("remapping:half_written")
+        if writes[half:]:
+            await put_guarded(self.store, self.guard, writes[half:])
+        return {n for n in nodes if cluster.node_ok(n)}
+
+    async def prune(self, number: int) -> None:
+        """Drop the acks of a finished epoch and epochs older than the last KEEP_EPOCHS."""
+        ops: list[Any] = [Delete(keys.acks(number), prefix=True)]
+        old = sorted(e.number for e in self.values("epoch"))[:-KEEP_EPOCHS]
+        ops += [Delete(keys.epoch(n)) for n in old[:100]]
+        await self.store.txn([self.guard], ops)

@@ -1,0 +1,195 @@
+"""The admin API's changes, carried out by the leading controller.
+
+Each call checks the request against the master's view, then writes records guarded by its
+leadership (a controller that does not lead answers NotLeader). Creating a volume places its
+legs and waits, up to a deadline, until its owner reports it assembled: the agents do the SPDK
+work, batched per node, all nodes at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid as uuidlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from spdkvirt.api.errors import AlreadyExists, InsufficientCapacity, InvalidState, NotFound, NotLeader, Refused
+from spdkvirt.api.methods import device_view, export_view, volume_view
+from spdkvirt.api.service import JsonObject, Params
+from spdkvirt.controller.master import Master
+from spdkvirt.controller.writes import delete_guarded, put_guarded
+from spdkvirt.model import names
+from spdkvirt.model.placement import Capacity, NoSpace
+from spdkvirt.model.records import Volume
+from spdkvirt.model.remap import place_volume
+from spdkvirt.store import Compare, Delete, Put, keys
+
+CREATE_WAIT = 10.0
+
+
+class VolumeService:
+    def __init__(self, master: Master, *, wait: float = CREATE_WAIT) -> None:
+        self.master = master
+        self.wait = wait
+        self.lock = asyncio.Lock()
+
+    def _lead(self) -> Master:
+        if not self.master.leading.is_set() or self.master.mirror is None:
+            raise NotLeader("this controller does not lead; try again or ask the leader")
+        return self.master
+
+    def _volume(self, name: str) -> Volume:
+        v = self._lead().volumes().get(name)
+        if v is None:
+            raise NotFound.of("volume", name)
+        return v
+
+    def _exports(self, volume: str) -> list[dict[str, Any]]:
+        return [dict(e) for e in self.master.values("export") if e["volume"] == volume]
+
+    async def _until(self, check: Callable[[], bool], within: float) -> bool:
+        m = self._lead()
+        assert m.mirror is not None
+        end = time.monotonic() + within
+        while not check():
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            m.mirror.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, 0.5)):
+                    await m.mirror.changed.wait()
+        return True
+
+    def _view(self, name: str) -> JsonObject:
+        m = self._lead()
+        assert m.mirror is not None
+        entry = m.mirror.get("volume", keys.volume(name))
+        if entry is None:
+            raise NotFound.of("volume", name)
+        status = m.statuses().get(name)
+        exports = [e["export_id"] for e in self._exports(name)]
+        return volume_view(entry.record, exports, status)
+
+    # ---- volumes ---------------------------------------------------------------------------
+    async def volume_create(self, params: Params) -> JsonObject:
+        m = self._lead()
+        name = params["name"]
+        async with self.lock:
+            if name in m.volumes():
+                raise AlreadyExists.of("volume", name)
+            cluster = m.cluster()
+            volumes = m.volumes().values()
+            capacity = Capacity.of(cluster.devices.values(), volumes, cluster.usable_nodes())
+            owned = Counter(v.owner for v in volumes)
+            blank = Volume(name, str(uuidlib.uuid4()), params["size_bytes"], params["redundancy"], "", (),
+                           thin=params["thin"])  # fmt: skip
+            placement = params.get("placement") or {}
+            try:
+                v = place_volume(blank, cluster, capacity, owned, nodes=placement.get("nodes"),
+                                 exclude=placement.get("exclude_nodes", ()))  # fmt: skip
+            except NoSpace as e:
+                raise InsufficientCapacity(str(e), {"needed": params["size_bytes"] * params["redundancy"]}) from e
+            key = keys.volume(name)
+            r = await m.store.txn([m.guard, Compare.absent(key)], [Put(key, v.record())])
+            if not r.succeeded:
+                raise AlreadyExists.of("volume", name)
+        await self._until(lambda: self._state(name) not in ("creating", None), self.wait)
+        return self._view(name)
+
+    def _state(self, name: str) -> str | None:
+        v = self.master.volumes().get(name)
+        return v.state if v is not None else None
+
+    async def volume_delete(self, params: Params) -> bool:
+        m = self._lead()
+        v = self._volume(params["name"])
+        if self._exports(v.name):
+            raise InvalidState(f"volume {v.name!r} has exports: delete them first", {"kind": "volume", "name": v.name})
+        r = await m.store.txn([m.guard], [Delete(keys.volume(v.name)), Delete(keys.status(v.name))])
+        if not r.succeeded:
+            raise NotLeader("leadership lost")
+        return True
+
+    async def volume_resize(self, params: Params) -> JsonObject:
+        m = self._lead()
+        v = self._volume(params["name"])
+        size = params["size_bytes"]
+        if size < v.size_bytes:
+            raise Refused.at("$.size_bytes", f"shrinking is refused: {v.name} has {v.size_bytes} bytes")
+        if size > v.size_bytes:
+            await put_guarded(m.store, m.guard, [replace(v, size_bytes=size, generation=v.generation + 1).record()])
+            await self._until(lambda: m.volumes()[v.name].size_bytes == size, 2.0)
+        return self._view(v.name)
+
+    async def volume_snapshot(self, params: Params) -> JsonObject:
+        self._volume(params["name"])
+        raise Refused.at("$.name", "snapshots are not supported yet")
+
+    async def volume_clone(self, params: Params) -> JsonObject:
+        raise Refused.at("$.snapshot_name", "clones are not supported yet")
+
+    # ---- exports ---------------------------------------------------------------------------
+    async def export_create(self, params: Params) -> JsonObject:
+        m = self._lead()
+        v = self._volume(params["volume"])
+        protocol = params["protocol"]
+        if protocol != "nvmf":
+            raise Refused.at("$.protocol", "only NVMe-oF/TCP exports are supported so far")
+        others = [e for e in self._exports(v.name) if e["protocol"] != protocol]
+        if others and not params.get("allow_second_protocol", False):
+            raise Refused.at("$.protocol", f"volume {v.name!r} is already exported over {others[0]['protocol']}; "
+                             "two protocols writing one volume need allow_second_protocol")  # fmt: skip
+        existing = [e for e in self._exports(v.name) if e["protocol"] == protocol]
+        export_id = existing[0]["export_id"] if existing else f"{protocol}0"
+        owner = m.cluster().nodes.get(v.owner)
+        if owner is None:
+            raise InvalidState(f"owner {v.owner} of {v.name} is unknown", {"kind": "volume", "name": v.name})
+        record: dict[str, Any] = {
+            "kind": "export", "schema_version": 1, "volume": v.name, "export_id": export_id, "protocol": protocol,
+            "node": v.owner, "state": "active", "generation": 1,
+            "nvmf": {
+                "subnqn": names.volume_nqn(v.name), "nsid": 1,
+                "listeners": [{"trtype": "TCP", "adrfam": "IPv6" if ":" in owner.address else "IPv4",
+                               "traddr": owner.address, "trsvcid": str(owner.nvmf_port)}],
+                "allow_any_host": bool(params.get("allow_any_host", False)),
+                "hosts": sorted(set(params.get("hosts", ()))),
+            },
+        }  # fmt: skip
+        await put_guarded(m.store, m.guard, [record])
+        await self._until(lambda: bool((m.statuses().get(v.name) or {}).get("exported")), self.wait)
+        return export_view(record)
+
+    async def export_delete(self, params: Params) -> bool:
+        m = self._lead()
+        key = keys.export(params["volume"], params["export_id"])
+        if await m.store.get(key) is None:
+            raise NotFound.of("export", f"{params['volume']}/{params['export_id']}")
+        await delete_guarded(m.store, m.guard, key)
+        return True
+
+    # ---- devices ---------------------------------------------------------------------------
+    async def device_set_state(self, params: Params) -> JsonObject:
+        m = self._lead()
+        key = keys.device(params["node"], params["device_id"])
+        assert m.mirror is not None
+        entry = m.mirror.get("device", key)
+        if entry is None:
+            raise NotFound.of("device", f"{params['node']}/{params['device_id']}")
+        dev = entry.value
+        state = params["state"]
+        if dev.state == "removed" and state != "removed":
+            raise InvalidState("a removed device does not come back; register it as a new one",
+                               {"kind": "device", "name": dev.device_id, "state": dev.state})  # fmt: skip
+        record = dict(entry.record)
+        if dev.state != state:
+            record.update(state=state, generation=dev.generation + 1)
+            if params.get("reason"):
+                record["reason"] = params["reason"]
+            await put_guarded(m.store, m.guard, [record])
+        legs = sum(1 for v in m.volumes().values() for leg in v.legs if (leg.node, leg.device) == dev.key)
+        return device_view(record, legs)
