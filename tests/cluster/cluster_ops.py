@@ -1,0 +1,423 @@
+"""What the failover and master-crash tests do to a running cluster, and what they check.
+
+``Ops(cluster)`` starts node agents (with device ids unique across the cluster: ``n1d0``...) and
+controllers (in the root namespace, each serving the admin API on its own UNIX socket), makes calls
+to whichever controller leads, reads the database directly, injects device failures on a node's
+SPDK target and reads back what each target holds. The checks return lists of problems (empty
+when all is well), so a test that waits on one can say what was still wrong when time ran out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import shutil
+import sys
+import tempfile
+import time
+import uuid as uuidlib
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from spdkvirt.api.client import ApiClient, ApiUnreachable
+from spdkvirt.api.errors import NotLeader
+from spdkvirt.model import names
+from spdkvirt.model.observed import QUERIES, Observed, observe
+from spdkvirt.model.plan import LEG_ID
+from spdkvirt.model.records import Device, Volume
+from spdkvirt.model.status import leg_bdevs
+from spdkvirt.spdk.sim import nvme_host
+from spdkvirt.spdk.sim.nvme_wire import OK, ConnectRejected, WireError
+from spdkvirt.store import LeaderInfo, Store, keys, open_store
+from tests.cluster.harness import Cluster, MiB
+from tests.cluster.procs import on_exit
+
+T = TypeVar("T")
+
+ELECTION = "master"
+CRASH_ENV = "SPDKVIRT_CRASH_AT"
+HOSTNQN = "nqn.2014-08.org.nvmexpress:uuid:5b0c7a1e-3d2f-4e6a-9b8c-7d6e5f4a3b21"
+BLOCK = 4096
+
+
+class NotYet(AssertionError):
+    """A condition waited for did not come true in time; the message says what was still wrong."""
+
+
+async def until(check: Callable[[], Awaitable[T | None]], *, within: float, what: str, interval: float = 0.1) -> T:
+    """Await ``check()`` until it returns something truthy (returned); NotYet after ``within`` s."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise NotYet(f"not within {within} s: {what}")
+        await asyncio.sleep(interval)
+
+
+async def settled(problems: Callable[[], Awaitable[list[str]]], *, within: float, what: str) -> float:
+    """Wait until ``problems()`` is empty; returns the seconds it took. NotYet lists what was left."""
+    started = time.monotonic()
+    left: list[str] = []
+    while True:
+        left = await problems()
+        if not left:
+            return time.monotonic() - started
+        if time.monotonic() - started >= within:
+            shown = "\n  ".join(left[:20])
+            raise NotYet(f"not within {within} s: {what}; {len(left)} problem(s):\n  {shown}")
+        await asyncio.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class Controller:
+    """A controller process: its name (also its election holder name) and API socket."""
+
+    name: str
+    socket: str
+
+
+@dataclass(frozen=True)
+class State:
+    """One read of the database: volumes, their owners' status records, devices and epochs."""
+
+    volumes: Mapping[str, Volume]
+    statuses: Mapping[str, Mapping[str, Any]]
+    devices: Mapping[tuple[str, str], Device]
+    epochs: Sequence[Mapping[str, Any]]
+    nodes: Mapping[str, Mapping[str, Any]]
+
+    def legs_on(self, node: str, device: str | None = None) -> dict[str, set[str]]:
+        """Volume -> its leg ids on that node (and device)."""
+        out: dict[str, set[str]] = {}
+        for v in self.volumes.values():
+            for leg in v.legs:
+                if leg.node == node and (device is None or leg.device == device):
+                    out.setdefault(v.name, set()).add(leg.leg_id)
+        return out
+
+    def affected_since(self, number: int) -> set[str]:
+        """Volumes named by any epoch after ``number``."""
+        out: set[str] = set()
+        for e in self.epochs:
+            if e["number"] > number:
+                out |= set(e["affected_volumes"])
+        return out
+
+    @property
+    def last_epoch(self) -> int:
+        return max((e["number"] for e in self.epochs), default=0)
+
+    def open_epochs(self) -> list[Mapping[str, Any]]:
+        return [e for e in self.epochs if e["phase"] not in ("done", "aborted")]
+
+
+def volume_problems(v: Volume, st: Mapping[str, Any] | None, usable: Callable[[str, str], bool]) -> list[str]:
+    """Why a volume is not back at full redundancy (empty: online, every leg in sync on a usable
+    device of its own node, and its owner reports the raid online with all of them, nothing held)."""
+    out: list[str] = []
+    if v.state != "online":
+        out.append(f"{v.name}: state {v.state}")
+    if len(v.legs) != v.redundancy:
+        out.append(f"{v.name}: {len(v.legs)} leg(s) for redundancy {v.redundancy}")
+    if len({leg.node for leg in v.legs}) != len(v.legs):
+        out.append(f"{v.name}: two legs on one node")
+    for leg in v.legs:
+        if leg.state != "in_sync":
+            out.append(f"{v.name}: leg {leg.leg_id} is {leg.state}")
+        if not usable(leg.node, leg.device):
+            out.append(f"{v.name}: leg {leg.leg_id} on unusable {leg.node}/{leg.device}")
+    if st is None:
+        return [*out, f"{v.name}: no status"]
+    if st.get("node") != v.owner:
+        out.append(f"{v.name}: status from {st.get('node')}, owner {v.owner}")
+    elif st.get("generation") != v.generation:
+        out.append(f"{v.name}: status of generation {st.get('generation')}, mapping {v.generation}")
+    if st.get("raid_state") != "online":
+        out.append(f"{v.name}: raid {st.get('raid_state')}")
+    if sorted(st.get("in_sync", ())) != sorted(leg.leg_id for leg in v.legs):
+        out.append(f"{v.name}: in sync {st.get('in_sync')}, legs {[x.leg_id for x in v.legs]}")
+    if st.get("held"):
+        out.append(f"{v.name}: held")
+    if "rebuild" in st:
+        out.append(f"{v.name}: rebuilding {st['rebuild']}")
+    return out
+
+
+def raid_problems(v: Volume, obs: Observed) -> list[str]:
+    """Whether the owner's SPDK (``obs``) holds the volume's raid online with exactly the legs of
+    its mapping as configured members and no rebuild running, under its hold layer."""
+    raid = obs.raids.get(names.raid(v.name))
+    if raid is None:
+        return [f"{v.name}: no raid on {v.owner}"]
+    out = []
+    if raid.state != "online":
+        out.append(f"{v.name}: raid {raid.state} on {v.owner}")
+    members = leg_bdevs(v, obs, v.owner)
+    legs = sorted(members.get(m, f"?{m}") for m in raid.configured())
+    if legs != sorted(leg.leg_id for leg in v.legs):
+        mapped = sorted(x.leg_id for x in v.legs)
+        out.append(f"{v.name}: raid members {list(raid.configured())} (legs {legs}), mapping {mapped}")
+    if raid.rebuild_target is not None:
+        out.append(f"{v.name}: rebuild onto {raid.rebuild_target} running")
+    if names.hold(v.name) not in obs.bdevs:
+        out.append(f"{v.name}: no hold layer on {v.owner}")
+    return out
+
+
+def stray_problems(node: str, obs: Observed, state: State) -> list[str]:
+    """Objects a node's SPDK still holds that no mapping gives it: raids and hold layers of volumes
+    it does not own, leg lvols of no volume."""
+    owned = {v.name for v in state.volumes.values() if v.owner == node}
+    out = [f"{node}: raid {r} of a volume it does not own" for r in obs.raids if names.volume_of_raid(r) not in owned]
+    out += [
+        f"{node}: hold layer {b} of a volume it does not own"
+        for b in obs.bdevs
+        if names.volume_of_hold(b) is not None and names.volume_of_hold(b) not in owned
+    ]
+    wanted = {leg.leg_id for v in state.volumes.values() for leg in v.legs if leg.node == node}
+    for lvs in obs.lvstores:
+        for lvol in obs.lvols(lvs):
+            if LEG_ID.match(lvol) and lvol not in wanted:
+                out.append(f"{node}: lvol {lvs}/{lvol} of no leg")
+    return out
+
+
+def pattern_offsets(v: Volume) -> tuple[int, ...]:
+    return (0, (v.size_bytes // 2) // BLOCK * BLOCK, v.size_bytes - BLOCK)
+
+
+def pattern(v: Volume, offset: int) -> bytes:
+    """One block of data only this volume has at this offset."""
+    seed = hashlib.sha256(f"{v.uuid}/{offset}".encode()).digest()
+    return (seed * (BLOCK // len(seed) + 1))[:BLOCK]
+
+
+class Ops:
+    """Agents, controllers, admin calls, database reads and fault injection on one Cluster."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.c = cluster
+        self.controllers: dict[str, Controller] = {}
+        self._dir = Path(tempfile.mkdtemp(prefix="svctl-"))  # short: UNIX socket paths are limited
+        self._store: Store | None = None
+        self._cancel = on_exit(self._remove_dir)
+
+    # ---- processes -------------------------------------------------------------------------
+    def device_id(self, node: str, device: str) -> str:
+        """The cluster-wide id of a node's device file (``n1`` + ``d0``)."""
+        return f"{node}{device}"
+
+    def device_ids(self, node: str) -> list[str]:
+        return [self.device_id(node, d.id) for d in self.c.node(node).devices]
+
+    def agent_argv(self, node: str) -> list[str]:
+        n = self.c.node(node)
+        argv = [sys.executable, "-m", "spdkvirt.cli.main", "agent", "--node-id", n.name]
+        argv += ["--spdk-socket", n.spdk_socket, "--store", self.c.store_url, "--address", n.address]
+        for d in n.devices:
+            argv += ["--device", f"{self.device_id(node, d.id)}={d.path}"]
+        return argv
+
+    def start_agents(self, nodes: Iterable[str] | None = None) -> None:
+        for node in nodes if nodes is not None else self.c.node_names:
+            self.c.start_in(node, f"{node}-agent", self.agent_argv(node))
+
+    def start_controller(self, name: str, crash_at: str | None = None) -> Controller:
+        """A controller in the root namespace; ``crash_at``: the crash point it dies at."""
+        ctl = Controller(name, str(self._dir / f"{name}.sock"))
+        with contextlib.suppress(FileNotFoundError):
+            Path(ctl.socket).unlink()
+        argv = [sys.executable, "-m", "spdkvirt.cli.main", "controller", "--store", self.c.store_url]
+        argv += ["--name", name, "--api-socket", ctl.socket]
+        env = {CRASH_ENV: crash_at} if crash_at else {CRASH_ENV: ""}
+        self.c.procs.start(name, argv, env=env, group="controllers")
+        self.controllers[name] = ctl
+        return ctl
+
+    def controller_alive(self, name: str) -> bool:
+        return self.c.procs.alive(name)
+
+    def stop_controller(self, name: str) -> None:
+        self.c.procs.stop(name)
+
+    def close(self) -> None:
+        self._cancel()
+        self._remove_dir()
+
+    def _remove_dir(self) -> None:
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    # ---- the admin API ---------------------------------------------------------------------
+    async def admin(self, method: str, params: Mapping[str, Any] | None = None, *, within: float = 60.0) -> Any:
+        """Call ``method`` on whichever controller leads (retrying others and NotLeader answers)."""
+        deadline = time.monotonic() + within
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            for name, ctl in self.controllers.items():
+                if not self.controller_alive(name):
+                    continue
+                client = ApiClient(f"unix://{ctl.socket}", timeout=max(1.0, deadline - time.monotonic()))
+                try:
+                    return await client.call(method, params)
+                except (NotLeader, ApiUnreachable) as e:
+                    last = e
+                finally:
+                    await client.close()
+            await asyncio.sleep(0.2)
+        raise NotYet(f"{method}: no controller answered within {within} s (last: {last})")
+
+    async def create_volumes(self, count: int, *, prefix: str = "vol", sizes: Sequence[int] = (16, 24, 32)) -> None:
+        """``count`` mirrored volumes (redundancy 2), made a few at a time."""
+        sem = asyncio.Semaphore(8)
+
+        async def one(i: int) -> None:
+            async with sem:
+                params = {"name": f"{prefix}{i:02d}", "size_bytes": sizes[i % len(sizes)] * MiB, "redundancy": 2}
+                await self.admin("volume_create", params)
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+
+    # ---- the database ----------------------------------------------------------------------
+    async def store(self) -> Store:
+        if self._store is None:
+            self._store = await open_store(self.c.store_url)
+        return self._store
+
+    async def close_store(self) -> None:
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    async def state(self) -> State:
+        s = await self.store()
+        vols, sts, devs, eps, nodes = await asyncio.gather(
+            s.range(keys.prefix("volume")),
+            s.range(keys.prefix("status")),
+            s.range(keys.devices()),
+            s.range(keys.prefix("epoch")),
+            s.range(keys.prefix("node")),
+        )
+        volumes = {kv.value["name"]: Volume.of(kv.value) for kv in vols.kvs}
+        devices = {(kv.value["node"], kv.value["device_id"]): Device.of(kv.value) for kv in devs.kvs}
+        return State(
+            volumes,
+            {kv.value["volume"]: kv.value for kv in sts.kvs},
+            devices,
+            [kv.value for kv in eps.kvs],
+            {kv.value["node_id"]: kv.value for kv in nodes.kvs},
+        )
+
+    async def leader(self) -> LeaderInfo | None:
+        return await (await self.store()).election(ELECTION).leader()
+
+    async def wait_leader(self, name: str, *, within: float = 30.0) -> LeaderInfo:
+        async def leads() -> LeaderInfo | None:
+            info = await self.leader()
+            return info if info is not None and info.holder == name else None
+
+        return await until(leads, within=within, what=f"{name} leads")
+
+    # ---- SPDK targets ----------------------------------------------------------------------
+    async def observe(self, node: str) -> Observed:
+        async with self.c.client(node, timeout=10.0) as client:
+            results = await client.gather(QUERIES, timeout=10.0)
+        return observe({m: r for (m, _), r in zip(QUERIES, results, strict=True)})
+
+    async def spdk_call(self, node: str, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        async with self.c.client(node, timeout=10.0) as client:
+            return await client.call(method, dict(params) if params is not None else None)
+
+    async def fail_device(self, node: str, device: str) -> None:
+        """The drive is pulled: its bdev (named as the device id) is hot-removed."""
+        await self.spdk_call(node, "sim_bdev_fail", {"name": device})
+
+    async def restore_device(self, node: str, device: str) -> None:
+        await self.spdk_call(node, "sim_bdev_restore", {"name": device})
+
+    # ---- host data through the exports ------------------------------------------------------
+    async def export_all(self) -> None:
+        """An NVMe-oF export (any host) of every volume."""
+        st = await self.state()
+        sem = asyncio.Semaphore(8)
+
+        async def one(name: str) -> None:
+            async with sem:
+                await self.admin("export_create", {"volume": name, "protocol": "nvmf", "allow_any_host": True})
+
+        await asyncio.gather(*(one(n) for n in sorted(st.volumes)))
+
+    async def _connect(self, v: Volume) -> nvme_host.HostConnection:
+        """A host connection (the simulator's NVMe/TCP wire) from the test process to the volume's
+        export on its owner."""
+        owner = self.c.node(v.owner)
+        hostid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, HOSTNQN))
+        return await nvme_host.connect(owner.address, "4420", names.volume_nqn(v.name), HOSTNQN, hostid, limit_s=5.0)
+
+    async def write_patterns(self, volumes: Iterable[str] | None = None) -> None:
+        """Write each volume's own pattern at its start, middle and end, through its export."""
+        st = await self.state()
+        for name in sorted(st.volumes if volumes is None else volumes):
+            v = st.volumes[name]
+            conn = await self._connect(v)
+            try:
+                for offset in pattern_offsets(v):
+                    status = await conn.write(1, offset, pattern(v, offset))
+                    assert status == OK, f"{name}: write at {offset}: {status}"
+            finally:
+                await conn.shutdown()
+
+    async def pattern_problems(self, volumes: Iterable[str] | None = None) -> list[str]:
+        """Read the patterns back through each volume's export on its owner now."""
+        st = await self.state()
+        out: list[str] = []
+        for name in sorted(st.volumes if volumes is None else volumes):
+            v = st.volumes[name]
+            try:
+                conn = await self._connect(v)
+            except (ConnectRejected, WireError) as e:
+                out.append(f"{name}: cannot connect to its export on {v.owner}: {e}")
+                continue
+            try:
+                for offset in pattern_offsets(v):
+                    status, data = await conn.read(1, offset, BLOCK)
+                    if status != OK:
+                        out.append(f"{name}: read at {offset}: {status}")
+                    elif data != pattern(v, offset):
+                        out.append(f"{name}: wrong data at {offset} (zero: {data == bytes(BLOCK)})")
+            except WireError as e:
+                out.append(f"{name}: {e}")
+            finally:
+                await conn.shutdown()
+        return out
+
+    # ---- checks ----------------------------------------------------------------------------
+    async def redundancy_problems(self, live: Iterable[str], volumes: Iterable[str] | None = None) -> list[str]:
+        """Every volume (or those named) back at full redundancy on live nodes, in the database
+        and in the owners' SPDK, and no live node holding anything of a volume it should not."""
+        live = set(live)
+        st = await self.state()
+        wanted = sorted(st.volumes if volumes is None else volumes)
+
+        def usable(node: str, device: str) -> bool:
+            d = st.devices.get((node, device))
+            return node in live and d is not None and d.usable and st.nodes.get(node, {}).get("state") == "up"
+
+        out = [p for name in wanted for p in volume_problems(st.volumes[name], st.statuses.get(name), usable)]
+        out += [f"epoch {e['number']} still {e['phase']}" for e in st.open_epochs()]
+        if out:
+            return out
+        observed = dict(zip(sorted(live), await asyncio.gather(*(self.observe(n) for n in sorted(live))), strict=True))
+        for name in wanted:
+            v = st.volumes[name]
+            if v.owner not in observed:
+                out.append(f"{name}: owner {v.owner} is not live")
+                continue
+            out += raid_problems(v, observed[v.owner])
+        for node, obs in observed.items():
+            out += stray_problems(node, obs, st)
+        return out
