@@ -16,7 +16,7 @@ import logging
 import os
 import time
 import uuid as uuidlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,7 +29,7 @@ from spdkvirt.model.observed import QUERIES, Observed, observe
 from spdkvirt.model.plan import NodeView, Options, plan_node
 from spdkvirt.model.records import Device, Epoch, Export, Node, Volume
 from spdkvirt.model.status import leg_bdevs, volume_status
-from spdkvirt.model.steps import Plan, Stage, Step
+from spdkvirt.model.steps import GONE, Plan, Stage, Step
 from spdkvirt.spdk.client import SpdkClient
 from spdkvirt.spdk.errors import SpdkError
 from spdkvirt.spdk.methods import Spdk
@@ -38,6 +38,8 @@ from spdkvirt.store import Conflict, Lease, Store, StoreError, keys
 log = logging.getLogger(__name__)
 
 BOOT_PREFIX = "svboot_"
+NOTIFY_EVERY = 0.05
+RAID_EVERY = 0.25
 #: findings that mean the owner cannot serve a volume as mapped yet
 BLOCKING = frozenset({"waiting_for_legs", "leg_unreachable", "no_source", "identity_mismatch"})
 
@@ -87,6 +89,9 @@ class Agent:
         self.statuses: dict[str, dict[str, Any]] = {}
         self.rebuilt: dict[str, set[str]] = {}
         self.failing: set[tuple[str, str]] = set()
+        self.urgent = 0  # quiesce/resume instructions waiting for the pass under way
+        self.instructions = 0  # bumped by every quiesce/resume: a plan made before one is stale
+        self.notify_next = 0
         self.acked: set[tuple[int, str, int]] = set()
         self.max_token = 0
         self.fenced = False
@@ -106,6 +111,7 @@ class Agent:
 
     async def register(self) -> None:
         """Bring the devices in, write the node, device and liveness records."""
+        self.notify_next = 0
         transports = await self.spdk.nvmf_get_transports()
         if not any(t.get("trtype") == "TCP" for t in transports):
             await self.spdk.nvmf_create_transport("TCP")
@@ -125,7 +131,8 @@ class Agent:
         await self.store.put(keys.node(self.me), self.node.record())
 
     async def _go_live(self) -> None:
-        self.lease = await self.store.grant_lease(self.cfg.lease_ttl)
+        if self.lease is None or self.lease.lost.is_set():
+            self.lease = await self.store.grant_lease(self.cfg.lease_ttl)
         record = {"kind": "alive", "schema_version": 1, "node": self.me, "boot_id": self.node.boot_id,
                   "pid": os.getpid(), "since": now()}  # fmt: skip
         await self.store.put(keys.alive(self.me), record, lease=self.lease)
@@ -150,6 +157,7 @@ class Agent:
         self._tasks = [
             asyncio.get_running_loop().create_task(self._reconcile_loop(), name="reconcile"),
             asyncio.get_running_loop().create_task(self._lease_loop(), name="lease"),
+            asyncio.get_running_loop().create_task(self._watch_spdk(), name="watch spdk"),
         ]
         try:
             await asyncio.gather(*self._tasks)
@@ -226,12 +234,15 @@ class Agent:
                     await self.kick.wait()
             self.kick.clear()
             try:
-                async with self.lock:
-                    again = await self.reconcile()
+                again = await self.reconcile()
             except (SpdkError, StoreError, OSError) as e:
                 log.warning("reconcile: %s", e)
                 again = True
                 await asyncio.sleep(0.2)
+            except Exception:
+                log.exception("reconcile pass %d failed", self.passes)
+                again = True
+                await asyncio.sleep(1.0)
             if again:
                 await asyncio.sleep(0.05 if self.failing else 0.0)
                 self.kick.set()
@@ -245,13 +256,28 @@ class Agent:
     async def reconcile(self) -> bool:
         """One pass; True when another should follow soon (work was done or failed)."""
         self.passes += 1
+        instructions = self.instructions
         obs = await self.observe()
+        if BOOT_PREFIX + self.node.boot_id not in obs.bdevs:
+            # SPDK restarted under this agent: it holds nothing any more; start over as a new boot
+            log.warning("SPDK restarted (boot %s gone): registering again", self.node.boot_id)
+            self.held = None
+            self.statuses.clear()
+            await self.register()
+            obs = await self.observe()
         await self.check_devices(obs)
         view = NodeView(
             self.node, self.nodes(), self.volumes(), self.exports(), self.wanted_held(), True, self.cfg.options
         )
         plan = plan_node(view, obs)
-        outcome = await execute(self.client, plan, deadline=self.cfg.rpc_timeout) if plan else Outcome()
+        async with self.lock:
+            if self.urgent or instructions != self.instructions:
+                return True  # quiescence came first: this plan is stale, make another
+            outcome = (
+                await execute(self.client, plan, deadline=self.cfg.rpc_timeout, stop=lambda: self.urgent > 0)
+                if plan
+                else Outcome()
+            )
         if outcome.failed:
             fresh = {(s.volume, s.method) for s, _ in outcome.failed} - self.failing
             level = logging.INFO if fresh else logging.DEBUG
@@ -261,6 +287,8 @@ class Agent:
         for v in view.volumes.values():
             if v.owner == self.me and v.name not in outcome.failed_volumes():
                 self.applied[v.name] = v.generation
+        if self.urgent:
+            return True
         await self.report(view, obs, plan)
         await self.ack_converged(plan, outcome)
         return bool(plan.steps)
@@ -350,25 +378,36 @@ class Agent:
             await self.ack(e, "remapping", [v.name for v in mine])
 
     # ---- quiescence --------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def urgently(self) -> AsyncIterator[None]:
+        """The pass lock, taken ahead of the reconcile loop: the pass under way stops after the
+        stage it has sent (short-term work completes, nothing new starts)."""
+        self.urgent += 1
+        try:
+            async with self.lock:
+                self.instructions += 1
+                yield
+        finally:
+            self.urgent -= 1
+
     async def quiesce(self, epoch: Epoch) -> None:
         """Hold host I/O of the affected volumes this node owns, halt their rebuilds, acknowledge."""
         started = time.monotonic()
-        async with self.lock:
+        async with self.urgently():
             if epoch.token < self.max_token:
                 return
-            obs = self.obs or await self.observe()
             owned = self.owned() & epoch.volumes
+            raids = {r["name"]: r for r in await self.client.call("bdev_raid_get_bdevs", {"category": "all"})}
             steps: list[Step] = []
             for name in sorted(owned):
-                hold = names.hold(name)
-                if hold in obs.bdevs:
-                    steps.append(Step(Stage.HOLD, "bdev_error_inject_error", {
-                        "name": hold, "io_type": "all", "error_type": "pending", "num": self.cfg.options.hold_count,
-                    }, name, "quiesce"))  # fmt: skip
-                raid = obs.raids.get(names.raid(name))
-                if raid is not None and raid.rebuild_target:
-                    steps.append(Step(Stage.DISASSEMBLE, "bdev_raid_remove_base_bdev", {"name": raid.rebuild_target},
-                                      name, "halt rebuild"))  # fmt: skip
+                steps.append(Step(Stage.HOLD, "bdev_error_inject_error", {
+                    "name": names.hold(name), "io_type": "all", "error_type": "pending",
+                    "num": self.cfg.options.hold_count,
+                }, name, "quiesce", frozenset({GONE})))  # fmt: skip
+                target = (raids.get(names.raid(name)) or {}).get("process", {}).get("target")
+                if target:
+                    steps.append(Step(Stage.HOLD, "bdev_raid_remove_base_bdev", {"name": target}, name,
+                                      "halt rebuild", frozenset({GONE})))  # fmt: skip
             outcome = await execute(self.client, Plan(tuple(steps)), deadline=self.cfg.rpc_timeout)
             self.remember_holds(outcome.done, None)
             if outcome.failed:
@@ -380,7 +419,7 @@ class Agent:
 
     async def resume(self, epoch: Epoch) -> None:
         """Let held I/O of the affected volumes flow again; long work restarts in the next pass."""
-        async with self.lock:
+        async with self.urgently():
             if epoch.token < self.max_token:
                 return
             held = self.held if self.held is not None else self.owned()
@@ -394,6 +433,33 @@ class Agent:
                 return
             await self.ack(epoch, "resuming", targets)
         self.kick.set()
+
+    async def _watch_spdk(self) -> None:
+        """Start a pass as soon as SPDK changes by itself: its notifications (a bdev registered,
+        removed or resized: a device pulled, a remote leg lost) every ``NOTIFY_EVERY`` seconds, and,
+        since SPDK emits no raid events, a comparison of the raids' states every ``RAID_EVERY``."""
+        last_raids: object = None
+        next_raids = 0.0
+        while True:
+            await asyncio.sleep(NOTIFY_EVERY)
+            try:
+                events = await self.spdk.notify_get_notifications(id=self.notify_next, max=1000)
+                if events:
+                    self.notify_next = int(events[-1]["id"]) + 1
+                    self.kick.set()
+                if time.monotonic() >= next_raids:
+                    next_raids = time.monotonic() + RAID_EVERY
+                    raids = await self.client.call("bdev_raid_get_bdevs", {"category": "all"})
+                    summary = sorted(
+                        (r["name"], r["state"], r["num_base_bdevs_discovered"], (r.get("process") or {}).get("target"))
+                        for r in raids
+                    )
+                    if summary != last_raids:
+                        last_raids = summary
+                        self.kick.set()
+            except SpdkError as e:
+                log.debug("watching SPDK: %s", e)
+                await asyncio.sleep(0.5)
 
     # ---- liveness ------------------------------------------------------------------------------
     async def _lease_loop(self) -> None:

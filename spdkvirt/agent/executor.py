@@ -7,6 +7,7 @@ whatever was done. An error the step names as "already so" (exists / gone) count
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from spdkvirt.model.steps import EXISTS, GONE, Plan, Step
@@ -33,13 +34,18 @@ def already(step: Step, error: SpdkError) -> bool:
     )
 
 
-async def execute(client: SpdkClient, plan: Plan, *, deadline: float | None = None) -> Outcome:
-    """Run ``plan`` stage by stage, each stage within ``deadline`` seconds. Transport errors
-    propagate: the node's SPDK is not reachable."""
+async def execute(
+    client: SpdkClient, plan: Plan, *, deadline: float | None = None, stop: Callable[[], bool] | None = None
+) -> Outcome:
+    """Run ``plan`` stage by stage, each stage within ``deadline`` seconds; ``stop``: checked between
+    stages, ends the run early (what was sent completes; the rest is planned again later).
+    Transport errors propagate: the node's SPDK is not reachable."""
     done: list[Step] = []
     failed: list[tuple[Step, SpdkError]] = []
     broken: set[str] = set()
     for _, steps in plan.stages():
+        if stop is not None and stop():
+            break
         runnable = [s for s in steps if not (s.volume and s.volume in broken)]
         results = await client.gather(
             [(s.method, dict(s.params)) for s in runnable], timeout=deadline, return_exceptions=True

@@ -113,7 +113,13 @@ class Master:
             self.leading.set()
             while not leadership.lost.is_set():
                 mirror.changed.clear()
-                await self.step()
+                try:
+                    await self.step()
+                except (LeadershipLost, StoreError):
+                    raise
+                except Exception:
+                    log.exception("master step failed")
+                    await asyncio.sleep(1.0)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.cfg.tick):
                         await mirror.changed.wait()
@@ -276,6 +282,7 @@ class Master:
                 fenced |= missing
                 await self.fence(missing, rec["number"])
             crash_point(f"{phase}:after_acks")
+            timings[phase] = round((time.monotonic() - started) * 1e3, 2)
             if phase == "quiescing":
                 nodes = await self.apply_remap(rec)
                 rec["affected_nodes"] = sorted(nodes)
@@ -285,7 +292,8 @@ class Master:
             else:
                 nxt = "done"
                 rec["finished_at"] = now()
-            timings[phase] = round((time.monotonic() - started) * 1e3, 2)
+            if phase == "quiescing":
+                timings["remap_write"] = round((time.monotonic() - started) * 1e3 - timings[phase], 2)
             rec.update(phase=nxt, timings=timings, ack_ms=ack_ms)
             if fenced:
                 rec["fenced"] = sorted(fenced)
