@@ -207,7 +207,9 @@ async def quiesce_trials(c: ProcCluster, store: Store, count: int, trials: int) 
     out = []
     for _ in range(trials):
         number = await last_epoch(store) + 1
-        epoch = Epoch(number, "manual", frozenset(names), frozenset(nodes), 1, "quiescing", {}, "benchmark")
+        leader = await store.election("master").leader()
+        token = leader.token if leader is not None else 1
+        epoch = Epoch(number, "manual", frozenset(names), frozenset(nodes), token, "quiescing", {}, "benchmark")
         await store.put(keys.epoch(number), epoch.record())
         rec = await until(functools.partial(epoch_done, store, number), 120, f"epoch {number}", every=0.05)
         out.append(float(rec["timings"]["quiescing"]))
@@ -308,7 +310,8 @@ async def main(args: argparse.Namespace) -> None:
         await store.close()
     finally:
         c.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not DEBUG:
+            shutil.rmtree(workdir, ignore_errors=True)
     print(f"device failure -> remapped: p50 {pct(dev, 50):.0f} ms, p99 {pct(dev, 99):.0f} ms ({len(dev)} trials)")
     print(f"node kill -> remapped: p50 {pct(node, 50):.0f} ms, p99 {pct(node, 99):.0f} ms ({len(node)} trials)")
     print(f"quiesce {args.quiesce_volumes} volumes: p50 {pct(quiesce, 50):.1f} ms, p99 {pct(quiesce, 99):.1f} ms")

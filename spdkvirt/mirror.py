@@ -1,7 +1,8 @@
 """An in-memory copy of some kinds of records, kept up to date from the store.
 
 Agents and the master both work from such a copy: read once in full, then every change in order
-(:meth:`Store.follow`), each record parsed once into its value type. ``changed`` fires after any
+(:meth:`Store.follow`), each record parsed once into its value type. Records were checked against
+their schemas when written; a record that does not parse is left out, with a warning. ``changed`` fires after any
 change; ``synced`` once every kind has had its first full read.
 """
 
@@ -81,7 +82,7 @@ class Mirror:
     async def _follow(self, kind: str) -> None:
         while True:
             try:
-                async for item in self.store.follow(keys.prefix(kind)):
+                async for item in self.store.follow(keys.prefix(kind), validate=False):
                     if isinstance(item, Resync):
                         fresh = {kv.key: self._parse(kind, kv.key, kv.value, kv.mod_revision) for kv in item.kvs}
                         for key in set(self.data[kind]) - set(fresh):

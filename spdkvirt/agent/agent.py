@@ -394,6 +394,7 @@ class Agent:
         """Hold host I/O of the affected volumes this node owns, halt their rebuilds, acknowledge."""
         started = time.monotonic()
         async with self.urgently():
+            locked = time.monotonic()
             if epoch.token < self.max_token:
                 return
             owned = self.owned() & epoch.volumes
@@ -415,7 +416,8 @@ class Agent:
                 return
             await self.ack(epoch, "quiescing", owned)
         ms = (time.monotonic() - started) * 1e3
-        log.info("epoch %d: quiesced %d volume(s) in %.1f ms", epoch.number, len(owned), ms)
+        log.info("epoch %d: quiesced %d volume(s) in %.1f ms (lock after %.1f ms)", epoch.number, len(owned), ms,
+                 (locked - started) * 1e3)  # fmt: skip
 
     async def resume(self, epoch: Epoch) -> None:
         """Let held I/O of the affected volumes flow again; long work restarts in the next pass."""

@@ -273,20 +273,24 @@ class Store:
         inner = self.backend.watch(key, prefix=prefix, start_revision=cursor.revision)
         return Watch(inner, cursor, self.schemas if validate else None)
 
-    async def follow(self, prefix: str, *, after: WatchCursor | None = None) -> AsyncGenerator[Resync | Event, None]:
+    async def follow(
+        self, prefix: str, *, after: WatchCursor | None = None, validate: bool = True
+    ) -> AsyncGenerator[Resync | Event, None]:
         """Keep up with a prefix: a :class:`Resync` (full read), then every change in order.
 
         Resuming from ``after`` (a cursor kept from before) gives just the changes since; when those
         were compacted away, a fresh :class:`Resync` comes instead, so nothing is ever missed.
+        ``validate=False`` skips the schema check of what is read (every write was checked): for
+        followers of many records that parse them themselves.
         """
         cursor = after
         while True:
             if cursor is None:
-                snap = await self.range(prefix)
+                snap = await self.range(prefix, validate=validate)
                 yield Resync(snap.kvs, snap.revision)
                 cursor = WatchCursor(snap.revision + 1)
             try:
-                async with await self.watch(prefix, after=cursor) as w:
+                async with await self.watch(prefix, after=cursor, validate=validate) as w:
                     async for ev in w:
                         cursor = w.cursor
                         yield ev
