@@ -85,6 +85,7 @@ class Master:
         self.mirror: Mirror | None = None
         self.leadership: Leadership | None = None
         self.epochs_run = 0
+        self.finished: set[int] = set()  # epochs this master ended: its mirror may not show it yet
         self.leading = asyncio.Event()
 
     # ---- leadership ------------------------------------------------------------------------
@@ -146,14 +147,8 @@ class Master:
     def cluster(self) -> ClusterView:
         nodes = {n.node_id: n for n in self.values("node")}
         alive = frozenset(a["node"] for a in self.values("alive") if a["node"] in nodes)
-        live = frozenset(n for n in alive if nodes[n].boot_id == self._alive_boot(n))
         devices = {d.key: d for d in self.values("device")}
-        return ClusterView(nodes, live, devices)
-
-    def _alive_boot(self, node: str) -> str:
-        assert self.mirror is not None
-        entry = self.mirror.get("alive", keys.alive(node))
-        return str(entry.value.get("boot_id", "")) if entry is not None else ""
+        return ClusterView(nodes, alive, devices)
 
     def volumes(self) -> dict[str, Volume]:
         return {v.name: v for v in self.values("volume")}
@@ -166,7 +161,8 @@ class Master:
         open_epochs = sorted((e for e in self.values("epoch") if e.phase not in ("done", "aborted")),
                              key=lambda e: e.number)  # fmt: skip
         if open_epochs:
-            await self.drive(open_epochs[0])
+            if open_epochs[0].number not in self.finished:  # else: ended here, the mirror shows it soon
+                await self.drive(open_epochs[0])
             return
         await self.promote_rebuilt()
         await self.mark_down()
@@ -299,6 +295,7 @@ class Master:
                 rec["fenced"] = sorted(fenced)
             await self._write_epoch(rec)
         self.epochs_run += 1
+        self.finished.add(rec["number"])
         log.info("epoch %d done: %s", rec["number"], timings)
         await self.prune(rec["number"])
 
@@ -378,6 +375,7 @@ class Master:
             v = r.volume
             nodes |= old[v.name].nodes() | v.nodes()
             writes.append(replace(v, epoch=number).record())
+        writes += self.moved_exports(old, {r["name"]: r["owner_node"] for r in writes})
         half = len(writes) // 2
         if half:
             await put_guarded(self.store, self.guard, writes[:half])
@@ -385,6 +383,24 @@ class Master:
         if writes[half:]:
             await put_guarded(self.store, self.guard, writes[half:])
         return {n for n in nodes if cluster.node_ok(n)}
+
+    def moved_exports(self, old: Mapping[str, Volume], owners: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Export records of volumes whose owner changes, rewritten to name the new owner and its
+        listener (the planner serves exports on whatever node owns the volume)."""
+        cluster = self.cluster()
+        out = []
+        for e in self.values("export"):
+            owner = owners.get(e["volume"])
+            node = cluster.nodes.get(owner or "")
+            if node is None or owner == old[e["volume"]].owner or e.get("node") == owner:
+                continue
+            rec = dict(e, node=owner, generation=e.get("generation", 0) + 1)
+            if "nvmf" in rec:
+                listener = {"trtype": "TCP", "adrfam": "IPv6" if ":" in node.address else "IPv4",
+                            "traddr": node.address, "trsvcid": str(node.nvmf_port)}  # fmt: skip
+                rec["nvmf"] = dict(rec["nvmf"], listeners=[listener])
+            out.append(rec)
+        return out
 
     async def prune(self, number: int) -> None:
         """Drop the acks of a finished epoch and epochs older than the last KEEP_EPOCHS."""

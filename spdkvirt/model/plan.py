@@ -105,7 +105,11 @@ class _Planner:
     def leg(self, v: Volume, leg: Leg) -> None:
         self.wanted_lvols.setdefault(leg.lvstore, set()).add(leg.leg_id)
         alias = names.lvol_alias(leg.lvstore, leg.leg_id)
-        if self.bdev(alias) is None:
+        lvol = self.bdev(alias)
+        if lvol is not None and lvol.num_blocks * lvol.block_size < v.size_mib << 20:
+            self.add(Stage.CREATE, "bdev_lvol_resize", v.name, f"grow leg {leg.leg_id}", name=alias,
+                     size_in_mib=v.size_mib)  # fmt: skip
+        if lvol is None:
             if leg.lvstore not in self.obs.lvstores:
                 self.find(v.name, "device_missing", leg.leg_id, f"lvstore {leg.lvstore} is not loaded")
                 return
@@ -188,6 +192,10 @@ class _Planner:
     def member_name(self, v: Volume, leg: Leg) -> str | None:
         """The bdev a leg is reached through on the owner (None: not reachable now)."""
         if leg.node == self.me:
+            if leg.node_boot and leg.node_boot != self.view.node.boot_id:
+                # written by an earlier boot of this node: unproven until the master renews it
+                self.find(v.name, "leg_unproven", leg.leg_id, "leg of an earlier boot of this node")
+                return None
             alias = names.lvol_alias(leg.lvstore, leg.leg_id)
             found = self.bdev(alias)
             if found is not None:
@@ -223,6 +231,9 @@ class _Planner:
         if raid is not None and raid.state != "online":
             self.add(Stage.DISASSEMBLE, "bdev_raid_delete", v.name, f"raid is {raid.state}", GONE, name=raid_name)
             raid = None
+        elif raid is not None and self.without_source(v, raid, members):
+            self.add(Stage.DISASSEMBLE, "bdev_raid_delete", v.name, "no in-sync member left", GONE, name=raid_name)
+            raid = None
         if raid is None:
             assembled = self.assemble(v, members)
         else:
@@ -233,6 +244,15 @@ class _Planner:
         else:
             # hosts keep their subsystem (without a namespace) while the volume cannot be served
             self.wanted_nqns.update(e.subnqn or names.volume_nqn(v.name) for e in self.view.exports.get(v.name, ()))
+
+    def without_source(self, v: Volume, raid: RaidInfo, members: Mapping[str, str | None]) -> bool:
+        """An online raid none of whose members holds the data while an in-sync leg is at hand:
+        it serves nothing worth keeping; it is made again from the in-sync legs."""
+        if v.state == "creating":
+            return False
+        configured = set(raid.configured())
+        good = {members[x.leg_id] for x in v.legs if x.state == "in_sync" and members[x.leg_id] is not None}
+        return bool(good) and not (configured & good)
 
     def assemble(self, v: Volume, members: Mapping[str, str | None]) -> bool:
         """Plan the raid of a volume that has none; False when it cannot be made now."""

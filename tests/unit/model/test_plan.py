@@ -460,8 +460,8 @@ def test_identity_mismatch_is_reported_and_not_used(state: str) -> None:
 
 # ---- degraded start ---------------------------------------------------------------------------
 def _restarted_owner(v: Volume) -> Target:
-    """n1 after a restart: its lvstore and the lvols of its legs are back, nothing else."""
-    t = Target(node("n1", boot=2))
+    """n1 without its raid (gone, or the master renewed its legs after a restart): lvstore and leg lvols only."""
+    t = Target(node("n1", boot=1))
     for x in v.legs:
         if x.node == "n1":
             t.leg_lvol(v, x)
@@ -472,7 +472,7 @@ def test_degraded_start_with_a_null_placeholder() -> None:
     v = online(volume("v1", [leg("n1", "d1"), leg("n2", "d1")]))
     a, b = v.legs
     t = _restarted_owner(v)
-    nodes = [node("n1", boot=2), node("n2", state="down")]
+    nodes = [node("n1", boot=1), node("n2", state="down")]
     vw = view("n1", [v], nodes=nodes, exports=[export(v)])
     p = plan_node(vw, t.observed())
     null = f"{NULL_PREFIX}v1-0"
@@ -511,7 +511,7 @@ def test_degraded_start_with_a_rebuilding_leg_as_placeholder() -> None:
     t.controller(
         names.remote_controller(b.leg_id, 1), names.leg_nqn(b.leg_id, 1), address_of("n2"), uuid=identity_of(v, b)
     )
-    vw = view("n1", [v], nodes=[node("n1", boot=2)])
+    vw = view("n1", [v], nodes=[node("n1", boot=1)])
     p = plan_node(vw, t.observed())
     assert staged(p) == [
         ("create", "bdev_error_create"),
@@ -534,7 +534,7 @@ def test_degraded_start_of_a_held_volume_uses_a_null_placeholder() -> None:
     t.controller(
         names.remote_controller(b.leg_id, 1), names.leg_nqn(b.leg_id, 1), address_of("n2"), uuid=identity_of(v, b)
     )
-    p = plan_node(view("n1", [v], nodes=[node("n1", boot=2)], held=["v1"]), t.observed())
+    p = plan_node(view("n1", [v], nodes=[node("n1", boot=1)], held=["v1"]), t.observed())
     assert steps_of(p, "bdev_raid_create")[0].params["base_bdevs"][1] == f"{NULL_PREFIX}v1-0"
     assert not [s for s in p.steps if s.params.get("name") == remote_bdev(b) or s.params.get("base_bdev")]
 
@@ -542,7 +542,7 @@ def test_degraded_start_of_a_held_volume_uses_a_null_placeholder() -> None:
 def test_degraded_start_removes_placeholders_before_serving_or_releasing() -> None:
     v = online(volume("v1", [leg("n1", "d1"), leg("n2", "d1"), leg("n3", "d1")]))
     t = _restarted_owner(v)
-    nodes = [node("n1", boot=2), node("n2", state="down"), node("n3", state="down")]
+    nodes = [node("n1", boot=1), node("n2", state="down"), node("n3", state="down")]
     t.held = None
     p = plan_node(view("n1", [v], nodes=nodes, exports=[export(v)]), t.observed())
     base = steps_of(p, "bdev_raid_create")[0].params["base_bdevs"]
@@ -557,7 +557,7 @@ def test_degraded_start_removes_placeholders_before_serving_or_releasing() -> No
 def test_concat_volume_restarts_from_its_leg() -> None:
     v = online(volume("v1", [leg("n1", "d1")]))
     t = _restarted_owner(v)
-    p = plan_node(view("n1", [v], nodes=[node("n1", boot=2)]), t.observed())
+    p = plan_node(view("n1", [v], nodes=[node("n1", boot=1)]), t.observed())
     assert staged(p) == [("create", "bdev_error_create"), ("assemble", "bdev_raid_create")]
     assert steps_of(p, "bdev_raid_create")[0].params["base_bdevs"] == [member(t, v, v.legs[0])]
 
@@ -623,7 +623,7 @@ def test_new_raid_gets_no_release() -> None:
     v = online(volume("v1", [leg("n1", "d1")]))
     t = _restarted_owner(v)
     t.held = None
-    p = plan_node(view("n1", [v], nodes=[node("n1", boot=2)]), t.observed())
+    p = plan_node(view("n1", [v], nodes=[node("n1", boot=1)]), t.observed())
     assert not steps_of(p, "bdev_error_resume_pending")
 
 
@@ -832,3 +832,13 @@ def test_story_owner_fails_and_the_volume_moves() -> None:
     v3 = promote(v2, [c.leg_id], v2.generation)
     assert v3.state == "online"
     assert len(_nodes_converge(v3, targets, nodes)) == 1
+
+
+def test_legs_of_an_earlier_boot_of_the_owner_are_not_sources_until_renewed() -> None:
+    """After a restart the owner's own legs are unproven: it builds nothing from them until the
+    master gives them this boot (a new incarnation)."""
+    v = online(volume("v1", [leg("n1", "d1"), leg("n2", "d1")]))
+    t = _restarted_owner(v)
+    p = plan_node(view("n1", [v], nodes=[node("n1", boot=2), node("n2", state="down")]), t.observed())
+    assert ("leg_unproven", v.legs[0].leg_id) in findings(p)
+    assert not steps_of(p, "bdev_raid_create")
