@@ -126,7 +126,9 @@ class Agent:
                 await self.store.put(keys.device(self.me, spec.device_id), dev.record(), expect=rev)
         kv = await self.store.get(keys.node(self.me))
         generation = Node.of(kv.value).generation + 1 if kv is not None else 1
-        self.node = Node(self.me, self.cfg.address, "up", generation, boot, self.cfg.nvmf_port)
+        cfg = self.cfg
+        spdk = cfg.spdk_socket if "://" in cfg.spdk_socket else os.path.abspath(cfg.spdk_socket)
+        self.node = Node(self.me, cfg.address, "up", generation, boot, cfg.nvmf_port, spdk=spdk)
         await self._go_live()  # liveness first: a node record without it would be taken for dead
         await self.store.put(keys.node(self.me), self.node.record())
 

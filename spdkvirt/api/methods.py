@@ -180,6 +180,7 @@ class StoreReadSide:
                 "alive": n["node_id"] in alive,
                 "devices": devices.get(n["node_id"], 0),
             }
+            | ({"spdk": n["spdk"]} if "spdk" in n else {})
             for n in await self._values(keys.prefix("node"))
         ]
 

@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from spdkvirt import __version__
-from spdkvirt.cli import agent_cmd, api_cmds, controller_cmd, demo_cmd, store_cmd, up_cmd
+from spdkvirt.cli import agent_cmd, api_cmds, controller_cmd, demo_cmd, rpc_cmd, store_cmd, up_cmd
 
 #: command groups: each module has ``register(subparsers)`` and sets ``func`` on its parsers
-GROUPS = (up_cmd, demo_cmd, store_cmd, api_cmds, agent_cmd, controller_cmd)
+GROUPS = (up_cmd, demo_cmd, store_cmd, api_cmds, agent_cmd, controller_cmd, rpc_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,8 +33,9 @@ class Node:
     boot_id: str = ""
     nvmf_port: int = 4420
     extra: tuple[tuple[str, Any], ...] = ()
+    spdk: str = ""
 
-    FIELDS = ("kind", "schema_version", "node_id", "address", "state", "generation", "boot_id", "nvmf_port")
+    FIELDS = ("kind", "schema_version", "node_id", "address", "state", "generation", "boot_id", "nvmf_port", "spdk")
 
     @classmethod
     def of(cls, r: Mapping[str, Any]) -> Node:
@@ -46,6 +47,7 @@ class Node:
             r.get("boot_id", ""),
             r.get("nvmf_port", 4420),
             _extra(r, cls.FIELDS),
+            r.get("spdk", ""),
         )
 
     def record(self) -> dict[str, Any]:
@@ -54,6 +56,8 @@ class Node:
         out.update(state=self.state, generation=self.generation, nvmf_port=self.nvmf_port)
         if self.boot_id:
             out["boot_id"] = self.boot_id
+        if self.spdk:
+            out["spdk"] = self.spdk
         return out
 
 
