@@ -56,6 +56,7 @@ class AgentConfig:
     devices: tuple[DeviceSpec, ...] = ()
     nvmf_port: int = 4420
     lease_ttl: int = 2
+    iscsi_port: int = 3260
     resync_interval: float = 2.0
     rpc_timeout: float = 30.0
     options: Options = field(default_factory=Options)
@@ -80,6 +81,8 @@ class Agent:
         self.spdk = Spdk(client)
         self.mirror = Mirror(store, parsers())
         self.node = Node(cfg.node_id, cfg.address, nvmf_port=cfg.nvmf_port)
+        sock = cfg.spdk_socket
+        self.spdk_address = sock if "://" in sock else os.path.abspath(sock)
         self.lease: Lease | None = None
         self.kick = asyncio.Event()
         self.lock = asyncio.Lock()
@@ -127,8 +130,8 @@ class Agent:
         kv = await self.store.get(keys.node(self.me))
         generation = Node.of(kv.value).generation + 1 if kv is not None else 1
         cfg = self.cfg
-        spdk = cfg.spdk_socket if "://" in cfg.spdk_socket else os.path.abspath(cfg.spdk_socket)
-        self.node = Node(self.me, cfg.address, "up", generation, boot, cfg.nvmf_port, spdk=spdk)
+        self.node = Node(self.me, cfg.address, "up", generation, boot, cfg.nvmf_port, spdk=self.spdk_address,
+                         iscsi_port=cfg.iscsi_port)  # fmt: skip
         await self._go_live()  # liveness first: a node record without it would be taken for dead
         await self.store.put(keys.node(self.me), self.node.record())
 

@@ -14,6 +14,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--store", required=True, metavar="URL", help="file:///dir or etcd://host:port,...")
     p.add_argument("--address", required=True, help="address other nodes and hosts reach this node at")
     p.add_argument("--nvmf-port", type=int, default=4420, help="NVMe/TCP port for legs and exports")
+    p.add_argument("--iscsi-port", type=int, default=3260, help="iSCSI portal port for exports")
     p.add_argument("--device", action="append", default=[], metavar="ID=PATH", help="ID=PATH or ID=bdev:NAME")
     p.add_argument("--lease-ttl", type=int, default=2, help="seconds without renewal before the node counts as failed")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         tuple(DeviceSpec.parse(d) for d in args.device),
         nvmf_port=args.nvmf_port,
         lease_ttl=args.lease_ttl,
+        iscsi_port=args.iscsi_port,
     )
 
     async def main() -> None:

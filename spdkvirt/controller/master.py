@@ -399,6 +399,8 @@ class Master:
                 listener = {"trtype": "TCP", "adrfam": "IPv6" if ":" in node.address else "IPv4",
                             "traddr": node.address, "trsvcid": str(node.nvmf_port)}  # fmt: skip
                 rec["nvmf"] = dict(rec["nvmf"], listeners=[listener])
+            if "iscsi" in rec:
+                rec["iscsi"] = dict(rec["iscsi"], portals=[{"host": node.address, "port": node.iscsi_port}])
             out.append(rec)
         return out
 

@@ -13,7 +13,7 @@ import contextlib
 import time
 import uuid as uuidlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -24,7 +24,7 @@ from spdkvirt.controller.master import Master
 from spdkvirt.controller.writes import delete_guarded, put_guarded
 from spdkvirt.model import names
 from spdkvirt.model.placement import Capacity, NoSpace
-from spdkvirt.model.records import Volume
+from spdkvirt.model.records import Node, Volume
 from spdkvirt.model.remap import place_volume
 from spdkvirt.store import Compare, Delete, Put, keys
 
@@ -138,8 +138,6 @@ class VolumeService:
         m = self._lead()
         v = self._volume(params["volume"])
         protocol = params["protocol"]
-        if protocol != "nvmf":
-            raise Refused.at("$.protocol", "only NVMe-oF/TCP exports are supported so far")
         others = [e for e in self._exports(v.name) if e["protocol"] != protocol]
         if others and not params.get("allow_second_protocol", False):
             raise Refused.at("$.protocol", f"volume {v.name!r} is already exported over {others[0]['protocol']}; "
@@ -152,6 +150,13 @@ class VolumeService:
         record: dict[str, Any] = {
             "kind": "export", "schema_version": 1, "volume": v.name, "export_id": export_id, "protocol": protocol,
             "node": v.owner, "state": "active", "generation": 1,
+        }  # fmt: skip
+        if protocol == "iscsi":
+            record["iscsi"] = self._iscsi(v, owner, params, existing[0] if existing else None)
+            await put_guarded(m.store, m.guard, [record])
+            await self._until(lambda: bool((m.statuses().get(v.name) or {}).get("exported")), self.wait)
+            return export_view(record)
+        record |= {
             "nvmf": {
                 "subnqn": names.volume_nqn(v.name), "nsid": 1,
                 "listeners": [{"trtype": "TCP", "adrfam": "IPv6" if ":" in owner.address else "IPv4",
@@ -163,6 +168,25 @@ class VolumeService:
         await put_guarded(m.store, m.guard, [record])
         await self._until(lambda: bool((m.statuses().get(v.name) or {}).get("exported")), self.wait)
         return export_view(record)
+
+    def _iscsi(self, v: Volume, owner: Node, params: Params, old: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The iSCSI part of an export record: the volume's IQN, LUN 0, the node's portal and an
+        initiator (and CHAP auth) group of the export's own, with a tag unique in the cluster."""
+        if old is not None and "iscsi" in old:
+            tag = int(old["iscsi"]["initiator_group"])
+        else:
+            used = [int(e["iscsi"]["initiator_group"]) for e in self.master.values("export") if "iscsi" in e]
+            tag = max([names.PORTAL_GROUP, *used]) + 1
+        out: dict[str, Any] = {
+            "target_name": names.volume_iqn(v.name), "alias": v.name, "lun": 0, "portal_group": names.PORTAL_GROUP,
+            "initiator_group": tag, "portals": [{"host": owner.address, "port": owner.iscsi_port}],
+            "initiators": sorted(set(params.get("initiators") or ["ANY"])),
+            "netmasks": sorted(set(params.get("netmasks") or ["ANY"])),
+        }  # fmt: skip
+        chap = params.get("chap")
+        if chap:
+            out["chap"] = {k: chap[k] for k in ("user", "secret", "mutual_user", "mutual_secret") if chap.get(k)}
+        return out
 
     async def export_delete(self, params: Params) -> bool:
         m = self._lead()

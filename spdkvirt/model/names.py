@@ -18,6 +18,9 @@ LVSTORE_PREFIX = "lvs_"
 LEG_NQN_PREFIX = f"{NQN_BASE}:leg:"
 VOLUME_NQN_PREFIX = f"{NQN_BASE}:vol:"
 NODE_NQN_PREFIX = f"{NQN_BASE}:node:"
+IQN_BASE = "iqn.2026-11.io.spdkvirt"
+#: the portal group spdkvirt keeps on every node; initiator and auth groups of exports start above it
+PORTAL_GROUP = 1000
 
 
 def lvstore(device_id: str) -> str:
@@ -93,3 +96,8 @@ def nguid(identity: str) -> str:
 def volume_nqn(volume: str) -> str:
     """The subsystem hosts connect to for a volume; the same on whichever node owns it."""
     return VOLUME_NQN_PREFIX + volume
+
+
+def volume_iqn(volume: str) -> str:
+    """The iSCSI target node hosts log in to for a volume; the same on whichever node owns it."""
+    return f"{IQN_BASE}:{volume}"

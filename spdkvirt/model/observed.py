@@ -17,6 +17,10 @@ QUERIES: tuple[tuple[str, dict[str, Any] | None], ...] = (
     ("bdev_lvol_get_lvstores", None),
     ("bdev_nvme_get_controllers", None),
     ("nvmf_get_subsystems", None),
+    ("iscsi_get_target_nodes", None),
+    ("iscsi_get_portal_groups", None),
+    ("iscsi_get_initiator_groups", None),
+    ("iscsi_get_auth_groups", None),
 )
 
 
@@ -88,6 +92,32 @@ class SubsystemInfo:
 
 
 @dataclass(frozen=True)
+class IscsiInfo:
+    """iSCSI objects: target nodes by name (their LUN bdevs and initiator group tags), and the tags
+    of portal, initiator and auth groups (with what each holds)."""
+
+    targets: Mapping[str, tuple[tuple[str, ...], tuple[int, ...]]] = field(default_factory=dict)
+    portal_groups: Mapping[int, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    initiator_groups: Mapping[int, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    auth_groups: Mapping[int, tuple[tuple[str, str, str, str], ...]] = field(default_factory=dict)
+
+
+def _iscsi(results: Mapping[str, Any]) -> IscsiInfo:
+    return IscsiInfo(
+        {t["name"]: (tuple(x["bdev_name"] for x in t.get("luns", ())),
+                     tuple(m["ig_tag"] for m in t.get("pg_ig_maps", ())))
+         for t in results.get("iscsi_get_target_nodes") or ()},
+        {g["tag"]: tuple((p["host"], str(p["port"])) for p in g.get("portals", ()))
+         for g in results.get("iscsi_get_portal_groups") or ()},
+        {g["tag"]: (tuple(g.get("initiators", ())), tuple(g.get("netmasks", ())))
+         for g in results.get("iscsi_get_initiator_groups") or ()},
+        {g["tag"]: tuple((x.get("user", ""), x.get("secret", ""), x.get("muser", ""), x.get("msecret", ""))
+                         for x in g.get("secrets", ()))
+         for g in results.get("iscsi_get_auth_groups") or ()},
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Observed:
     """One node's SPDK objects. ``held`` lists the volumes whose I/O the agent holds (SPDK does
     not report error injections, so the agent remembers them; None: not known since a restart)."""
@@ -98,6 +128,7 @@ class Observed:
     controllers: Mapping[str, ControllerInfo] = field(default_factory=dict)
     subsystems: Mapping[str, SubsystemInfo] = field(default_factory=dict)
     held: frozenset[str] | None = None
+    iscsi: IscsiInfo = field(default_factory=IscsiInfo)
 
     def find(self, name: str) -> BdevInfo | None:
         """A bdev by name or alias, as SPDK resolves them."""
@@ -205,4 +236,5 @@ def observe(results: Mapping[str, Any], held: frozenset[str] | None = None) -> O
         {c["name"]: _controller(c) for c in results.get("bdev_nvme_get_controllers") or ()},
         {s["nqn"]: _subsystem(s) for s in results.get("nvmf_get_subsystems") or ()},
         held,
+        _iscsi(results),
     )

@@ -84,6 +84,9 @@ class _Planner:
         self.wanted_ctrls: set[str] = set()
         self.wanted_nulls: set[str] = set()
         self.creating: set[str] = set()  # bdev names this plan creates before it assembles
+        self.wanted_targets: set[str] = set()
+        self.wanted_tags: set[int] = set()
+        self.portal_planned = False
 
     def add(self, stage: Stage, method: str, volume: str, why: str, done_if: str = "", **params: Any) -> None:
         flags = frozenset({done_if}) if done_if else frozenset()
@@ -242,8 +245,13 @@ class _Planner:
         if assembled:
             self.hold_and_export(v, raid is None)
         else:
-            # hosts keep their subsystem (without a namespace) while the volume cannot be served
-            self.wanted_nqns.update(e.subnqn or names.volume_nqn(v.name) for e in self.view.exports.get(v.name, ()))
+            # hosts keep their subsystem / target (without a namespace) while the volume cannot be served
+            for e in self.view.exports.get(v.name, ()):
+                if e.protocol == "iscsi":
+                    self.wanted_targets.add(e.iscsi.get("target_name") or names.volume_iqn(v.name))
+                    self.wanted_tags.add(int(e.iscsi.get("initiator_group", 0)))
+                else:
+                    self.wanted_nqns.add(e.subnqn or names.volume_nqn(v.name))
 
     def without_source(self, v: Volume, raid: RaidInfo, members: Mapping[str, str | None]) -> bool:
         """An online raid none of whose members holds the data while an in-sync leg is at hand:
@@ -361,7 +369,8 @@ class _Planner:
         if not want_held and exists and (held is None or v.name in held):
             self.add(Stage.RELEASE, "bdev_error_resume_pending", v.name, "release host I/O", name=hold)
         for e in self.view.exports.get(v.name, ()):
-            if e.protocol != "nvmf":
+            if e.protocol == "iscsi":
+                self.iscsi_export(v, e, hold)
                 continue
             nqn = e.subnqn or names.volume_nqn(v.name)
             self.wanted_nqns.add(nqn)
@@ -370,6 +379,60 @@ class _Planner:
                 ns={"bdev_name": hold, "uuid": v.uuid, "nguid": names.nguid(v.uuid)}, ns_stage=Stage.SERVE,
                 serial=_serial(v.uuid), ana=True,
             )  # fmt: skip
+
+    def iscsi_export(self, v: Volume, e: Export, hold: str) -> None:
+        """An iSCSI target node with the volume as LUN 0, behind spdkvirt's portal group on this node,
+        an initiator group of the export's own and, with CHAP, an auth group of the same tag."""
+        spec = e.iscsi
+        name = spec.get("target_name") or names.volume_iqn(v.name)
+        tag = int(spec.get("initiator_group", 0))
+        if not tag:
+            self.find(v.name, "export_incomplete", detail=f"export {e.export_id} has no initiator group")
+            return
+        iscsi = self.obs.iscsi
+        node = self.view.node
+        self.wanted_targets.add(name)
+        self.wanted_tags.add(tag)
+        why = f"export {e.export_id}"
+        if names.PORTAL_GROUP not in iscsi.portal_groups and not self.portal_planned:
+            self.portal_planned = True
+            self.add(Stage.CREATE, "iscsi_create_portal_group", "", "iSCSI portal", EXISTS, tag=names.PORTAL_GROUP,
+                     portals=[{"host": node.address, "port": str(node.iscsi_port)}])  # fmt: skip
+        initiators = list(spec.get("initiators") or ["ANY"])
+        netmasks = list(spec.get("netmasks") or ["ANY"])
+        have = iscsi.initiator_groups.get(tag)
+        if have is None:
+            self.add(Stage.CREATE, "iscsi_create_initiator_group", v.name, why, EXISTS, tag=tag,
+                     initiators=initiators, netmasks=netmasks)  # fmt: skip
+        else:
+            more_i = [i for i in initiators if i not in have[0]]
+            more_n = [n for n in netmasks if n not in have[1]]
+            less_i = [i for i in have[0] if i not in initiators]
+            less_n = [n for n in have[1] if n not in netmasks]
+            for method, ini, nets in (("add", more_i, more_n), ("remove", less_i, less_n)):
+                change: dict[str, Any] = {"tag": tag}
+                if ini:
+                    change["initiators"] = ini
+                if nets:
+                    change["netmasks"] = nets
+                if len(change) > 1:
+                    self.add(Stage.WIRE, f"iscsi_initiator_group_{method}_initiators", v.name, why, **change)
+        chap = spec.get("chap")
+        if chap and tag not in iscsi.auth_groups:
+            secret = {"user": chap["user"], "secret": chap["secret"]}
+            if chap.get("mutual_user"):
+                secret.update(muser=chap["mutual_user"], msecret=chap["mutual_secret"])
+            self.add(Stage.CREATE, "iscsi_create_auth_group", v.name, why, EXISTS, tag=tag, secrets=[secret])
+        target = iscsi.targets.get(name)
+        if target is None:
+            auth: dict[str, Any] = {"disable_chap": not chap, "require_chap": bool(chap)}
+            if chap:
+                auth.update(mutual_chap=bool(chap.get("mutual_user")), chap_group=tag)
+            maps = [{"pg_tag": names.PORTAL_GROUP, "ig_tag": tag}]
+            self.add(Stage.SERVE, "iscsi_create_target_node", v.name, why, EXISTS, name=name, alias_name=v.name,
+                     luns=[{"bdev_name": hold, "lun_id": 0}], pg_ig_maps=maps, queue_depth=64, **auth)  # fmt: skip
+        elif hold not in target[0]:
+            self.add(Stage.SERVE, "iscsi_target_node_add_lun", v.name, why, EXISTS, name=name, bdev_name=hold, lun_id=0)
 
     # ---- what nothing wants any more ------------------------------------------------------
     def collect(self) -> None:
@@ -390,6 +453,16 @@ class _Planner:
         for c in self.obs.controllers:
             if c.startswith(names.REMOTE_PREFIX) and c not in self.wanted_ctrls:
                 self.add(Stage.DETACH, "bdev_nvme_detach_controller", "", "leg not wanted", GONE, name=c)
+        iscsi = self.obs.iscsi
+        for name in iscsi.targets:
+            if name.startswith(names.IQN_BASE + ":") and name not in self.wanted_targets:
+                self.add(Stage.UNEXPORT, "iscsi_delete_target_node", "", "not wanted", GONE, name=name)
+        for tag in iscsi.initiator_groups:
+            if tag > names.PORTAL_GROUP and tag not in self.wanted_tags:
+                self.add(Stage.UNHOLD, "iscsi_delete_initiator_group", "", "not wanted", GONE, tag=tag)
+        for tag in iscsi.auth_groups:
+            if tag > names.PORTAL_GROUP and tag not in self.wanted_tags:
+                self.add(Stage.UNHOLD, "iscsi_delete_auth_group", "", "not wanted", GONE, tag=tag)
         for lvs in self.obs.lvstores:
             if not lvs.startswith(names.LVSTORE_PREFIX):
                 continue

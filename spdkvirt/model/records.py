@@ -34,8 +34,12 @@ class Node:
     nvmf_port: int = 4420
     extra: tuple[tuple[str, Any], ...] = ()
     spdk: str = ""
+    iscsi_port: int = 3260
 
-    FIELDS = ("kind", "schema_version", "node_id", "address", "state", "generation", "boot_id", "nvmf_port", "spdk")
+    FIELDS = (
+        "kind", "schema_version", "node_id", "address", "state", "generation", "boot_id", "nvmf_port", "spdk",
+        "iscsi_port",
+    )  # fmt: skip
 
     @classmethod
     def of(cls, r: Mapping[str, Any]) -> Node:
@@ -48,6 +52,7 @@ class Node:
             r.get("nvmf_port", 4420),
             _extra(r, cls.FIELDS),
             r.get("spdk", ""),
+            r.get("iscsi_port", 3260),
         )
 
     def record(self) -> dict[str, Any]:
@@ -58,6 +63,7 @@ class Node:
             out["boot_id"] = self.boot_id
         if self.spdk:
             out["spdk"] = self.spdk
+        out["iscsi_port"] = self.iscsi_port
         return out
 
 
@@ -265,6 +271,10 @@ class Export:
             nv.get("allow_any_host", False),
             r,
         )
+
+    @property
+    def iscsi(self) -> Mapping[str, Any]:
+        return self.record_.get("iscsi") or {}
 
 
 @dataclass(frozen=True)

@@ -59,8 +59,12 @@ def test_every_recorded_answer_parses(method: str, result: Any) -> None:
         "bdev_lvol_get_lvstores": obs.lvstores,
         "bdev_nvme_get_controllers": obs.controllers,
         "nvmf_get_subsystems": obs.subsystems,
+        "iscsi_get_target_nodes": obs.iscsi.targets,
+        "iscsi_get_portal_groups": obs.iscsi.portal_groups,
+        "iscsi_get_initiator_groups": obs.iscsi.initiator_groups,
+        "iscsi_get_auth_groups": obs.iscsi.auth_groups,
     }[method]
-    assert len(got) == len({x.get("name") or x.get("nqn") for x in result})
+    assert len(got) == len({x.get("name") or x.get("nqn") or x.get("tag") for x in result})
 
 
 def test_raid_with_an_empty_slot() -> None:
@@ -189,5 +193,9 @@ def test_queries_ask_for_every_raid() -> None:
         "bdev_lvol_get_lvstores",
         "bdev_nvme_get_controllers",
         "bdev_raid_get_bdevs",
+        "iscsi_get_auth_groups",
+        "iscsi_get_initiator_groups",
+        "iscsi_get_portal_groups",
+        "iscsi_get_target_nodes",
         "nvmf_get_subsystems",
     ]
