@@ -143,6 +143,8 @@ class VolumeService:
             raise Refused.at("$.protocol", f"volume {v.name!r} is already exported over {others[0]['protocol']}; "
                              "two protocols writing one volume need allow_second_protocol")  # fmt: skip
         existing = [e for e in self._exports(v.name) if e["protocol"] == protocol]
+        if params.get("dhchap") and (params.get("allow_any_host") or not params.get("hosts")):
+            raise Refused.at("$.dhchap", "DH-HMAC-CHAP needs named hosts (hosts), not allow_any_host")
         export_id = existing[0]["export_id"] if existing else f"{protocol}0"
         owner = m.cluster().nodes.get(v.owner)
         if owner is None:
@@ -163,7 +165,7 @@ class VolumeService:
                                "traddr": owner.address, "trsvcid": str(owner.nvmf_port)}],
                 "allow_any_host": bool(params.get("allow_any_host", False)),
                 "hosts": sorted(set(params.get("hosts", ()))),
-            },
+            } | ({"dhchap": dict(params["dhchap"])} if params.get("dhchap") else {}),
         }  # fmt: skip
         await put_guarded(m.store, m.guard, [record])
         await self._until(lambda: bool((m.statuses().get(v.name) or {}).get("exported")), self.wait)

@@ -151,6 +151,7 @@ class _Planner:
         ns_stage: Stage,
         serial: str = "",
         ana: bool = False,
+        dhchap: Mapping[str, str] | None = None,
     ) -> None:
         """An NVMe-oF subsystem with one namespace, a listener on this node and a host list."""
         sub = self.obs.subsystems.get(nqn)
@@ -170,9 +171,10 @@ class _Planner:
                 nqn=nqn, listen_address=_listen(node.address, node.nvmf_port),
             )  # fmt: skip
         have = set(sub.hosts) if sub is not None else set()
+        keys = {f"dhchap_{k}": name for k, name in (dhchap or {}).items()}
         for h in hosts:
             if h not in have:
-                self.add(Stage.WIRE, "nvmf_subsystem_add_host", volume, why, EXISTS, nqn=nqn, host=h)
+                self.add(Stage.WIRE, "nvmf_subsystem_add_host", volume, why, EXISTS, nqn=nqn, host=h, **keys)
         if sub is not None:
             for h in sorted(have - set(hosts)):
                 self.add(Stage.WIRE, "nvmf_subsystem_remove_host", volume, why, GONE, nqn=nqn, host=h)
@@ -377,7 +379,7 @@ class _Planner:
             self.subsystem(
                 v.name, nqn, f"export {e.export_id}", hosts=e.hosts, allow_any_host=e.allow_any_host,
                 ns={"bdev_name": hold, "uuid": v.uuid, "nguid": names.nguid(v.uuid)}, ns_stage=Stage.SERVE,
-                serial=_serial(v.uuid), ana=True,
+                serial=_serial(v.uuid), ana=True, dhchap=e.dhchap,
             )  # fmt: skip
 
     def iscsi_export(self, v: Volume, e: Export, hold: str) -> None:

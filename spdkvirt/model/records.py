@@ -276,6 +276,11 @@ class Export:
     def iscsi(self) -> Mapping[str, Any]:
         return self.record_.get("iscsi") or {}
 
+    @property
+    def dhchap(self) -> Mapping[str, str]:
+        """DH-HMAC-CHAP key names for the hosts of an NVMe-oF export (empty: none)."""
+        return (self.record_.get("nvmf") or {}).get("dhchap") or {}
+
 
 @dataclass(frozen=True)
 class Epoch:
