@@ -5,6 +5,11 @@ controllers (in the root namespace, each serving the admin API on its own UNIX s
 to whichever controller leads, reads the database directly, injects device failures on a node's
 SPDK target and reads back what each target holds. The checks return lists of problems (empty
 when all is well), so a test that waits on one can say what was still wrong when time ran out.
+
+The test process talks to etcd over gRPC while it starts processes (fork, then exec). gRPC's fork
+handlers restart its poller in the forked child, where closing the inherited descriptors before exec
+breaks it: now and then a child hangs before it runs its command. They are turned off here, before
+gRPC loads (it reads the setting once, when imported).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import shutil
 import sys
 import tempfile
@@ -35,12 +41,15 @@ from spdkvirt.store import LeaderInfo, Store, keys, open_store
 from tests.cluster.harness import Cluster, MiB
 from tests.cluster.procs import on_exit
 
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")  # none of the imports above loads gRPC
+
 T = TypeVar("T")
 
 ELECTION = "master"
 CRASH_ENV = "SPDKVIRT_CRASH_AT"
 HOSTNQN = "nqn.2014-08.org.nvmexpress:uuid:5b0c7a1e-3d2f-4e6a-9b8c-7d6e5f4a3b21"
 BLOCK = 4096
+IO_TIMEOUT = 10.0
 
 
 class NotYet(AssertionError):
@@ -59,8 +68,15 @@ async def until(check: Callable[[], Awaitable[T | None]], *, within: float, what
         await asyncio.sleep(interval)
 
 
-async def settled(problems: Callable[[], Awaitable[list[str]]], *, within: float, what: str) -> float:
-    """Wait until ``problems()`` is empty; returns the seconds it took. NotYet lists what was left."""
+async def settled(
+    problems: Callable[[], Awaitable[list[str]]],
+    *,
+    within: float,
+    what: str,
+    explain: Callable[[], Awaitable[list[str]]] | None = None,
+) -> float:
+    """Wait until ``problems()`` is empty; returns the seconds it took. NotYet lists what was left
+    (and what ``explain()`` then says)."""
     started = time.monotonic()
     left: list[str] = []
     while True:
@@ -69,7 +85,9 @@ async def settled(problems: Callable[[], Awaitable[list[str]]], *, within: float
             return time.monotonic() - started
         if time.monotonic() - started >= within:
             shown = "\n  ".join(left[:20])
-            raise NotYet(f"not within {within} s: {what}; {len(left)} problem(s):\n  {shown}")
+            more = "\n  ".join(await explain()) if explain is not None else ""
+            raise NotYet(f"not within {within} s: {what}; {len(left)} problem(s):\n  {shown}" + (
+                f"\nnow:\n  {more}" if more else ""))  # fmt: skip
         await asyncio.sleep(0.1)
 
 
@@ -312,6 +330,26 @@ class Ops:
             {kv.value["node_id"]: kv.value for kv in nodes.kvs},
         )
 
+    async def wait_registered(self, nodes: Sequence[str], *, within: float = 30.0) -> None:
+        """Until every node is up, holds its liveness lease (for its current boot) and has all its
+        devices usable: only then does placement see every node."""
+
+        async def problems() -> list[str]:
+            st = await self.state()
+            alive = {kv.value["node"]: kv.value for kv in (await (await self.store()).range(keys.prefix("alive"))).kvs}
+            out = []
+            for node in nodes:
+                n = st.nodes.get(node)
+                if n is None or n.get("state") != "up":
+                    out.append(f"{node}: {n.get('state') if n else 'not registered'}")
+                elif alive.get(node, {}).get("boot_id") != n.get("boot_id"):
+                    out.append(f"{node}: no liveness record for boot {n.get('boot_id')}")
+                out += [f"{node}/{d}: not usable" for d in self.device_ids(node)
+                        if not (st.devices.get((node, d)) and st.devices[(node, d)].usable)]  # fmt: skip
+            return out
+
+        await settled(problems, within=within, what="every node registered")
+
     async def leader(self) -> LeaderInfo | None:
         return await (await self.store()).election(ELECTION).leader()
 
@@ -366,7 +404,7 @@ class Ops:
             conn = await self._connect(v)
             try:
                 for offset in pattern_offsets(v):
-                    status = await conn.write(1, offset, pattern(v, offset))
+                    status = await asyncio.wait_for(conn.write(1, offset, pattern(v, offset)), IO_TIMEOUT)
                     assert status == OK, f"{name}: write at {offset}: {status}"
             finally:
                 await conn.shutdown()
@@ -384,18 +422,63 @@ class Ops:
                 continue
             try:
                 for offset in pattern_offsets(v):
-                    status, data = await conn.read(1, offset, BLOCK)
+                    status, data = await asyncio.wait_for(conn.read(1, offset, BLOCK), IO_TIMEOUT)
                     if status != OK:
                         out.append(f"{name}: read at {offset}: {status}")
                     elif data != pattern(v, offset):
                         out.append(f"{name}: wrong data at {offset} (zero: {data == bytes(BLOCK)})")
             except WireError as e:
                 out.append(f"{name}: {e}")
+            except TimeoutError:
+                out.append(f"{name}: a read got no answer within {IO_TIMEOUT} s (I/O held?)")
             finally:
                 await conn.shutdown()
         return out
 
-    # ---- checks ----------------------------------------------------------------------------
+    async def read_waits(self, volume: str, *, wait: float) -> bool:
+        """Whether a read of the volume through its export gets no answer within ``wait`` s."""
+        st = await self.state()
+        conn = await self._connect(st.volumes[volume])
+        try:
+            await asyncio.wait_for(conn.read(1, 0, BLOCK), wait)
+        except TimeoutError:
+            return True
+        finally:
+            conn.close()
+        return False
+
+    # ---- checks ----
+    async def settled(self, problems: Callable[[], Awaitable[list[str]]], *, within: float, what: str) -> float:
+        """``settled`` that, when time runs out, also describes the volumes that are not healthy."""
+        return await settled(problems, within=within, what=what, explain=self.describe)
+
+    async def describe(self) -> list[str]:
+        """Each unhealthy volume as the database and its owner's SPDK show it."""
+        st = await self.state()
+        out = []
+        for v in st.volumes.values():
+            status = st.statuses.get(v.name)
+            if not volume_problems(v, status, lambda node, device: True):
+                continue
+            legs = ", ".join(f"{x.leg_id}#{x.incarnation}@{x.node}/{x.device}:{x.state}" for x in v.legs)
+            out.append(f"{v.name} (gen {v.generation}, epoch {v.epoch}, {v.state}) owner {v.owner}: {legs}")
+            out.append(f"  status: {dict(status) if status is not None else None}")
+            if not self.c.sim_alive(v.owner):
+                continue
+            obs = await self.observe(v.owner)
+            raid = obs.raids.get(names.raid(v.name))
+            members = leg_bdevs(v, obs, v.owner)
+            if raid is None:
+                out.append("  no raid")
+                continue
+            shown = [f"{m.name}={members.get(m.name or '', '?')}{'' if m.configured else '(unconfigured)'}"
+                     for m in raid.members]  # fmt: skip
+            out.append(f"  raid {raid.state}: {shown}, rebuild {raid.rebuild_target} {raid.rebuild_percent}%")
+            remote = [c for c in obs.controllers.values() if c.name.startswith(names.REMOTE_PREFIX)]
+            out.append(f"  remote controllers: {[(c.name, c.state) for c in remote]}")
+            out += [f"  {p}" for p in await self.pattern_problems([v.name])]
+        return out
+
     async def redundancy_problems(self, live: Iterable[str], volumes: Iterable[str] | None = None) -> list[str]:
         """Every volume (or those named) back at full redundancy on live nodes, in the database
         and in the owners' SPDK, and no live node holding anything of a volume it should not."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 
 from spdkvirt.model import names
-from tests.cluster.cluster_ops import Ops, State, settled, until
+from tests.cluster.cluster_ops import Ops, State
 from tests.cluster.harness import Cluster, MiB
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
@@ -40,13 +40,9 @@ async def ops(cluster: Factory) -> AsyncIterator[Ops]:
         o.start_controller("ctl1")
         await o.wait_leader("ctl1")
 
-        async def registered() -> bool:
-            st = await o.state()
-            return sum(d.usable for d in st.devices.values()) == len(NODES) * 2
-
-        await until(registered, within=30, what="every device registered")
+        await o.wait_registered(NODES)
         await o.create_volumes(VOLUMES)
-        await settled(lambda: o.redundancy_problems(NODES), within=SETTLE, what="new volumes healthy")
+        await o.settled(lambda: o.redundancy_problems(NODES), within=SETTLE, what="new volumes healthy")
         await o.export_all()
         await o.write_patterns()
         st = await o.state()
@@ -84,7 +80,7 @@ async def repair(ops: Ops, started: float, off: Callable[[State], list[str]], li
             remapped.append(time.monotonic() - started)
         return out + await ops.redundancy_problems(live)
 
-    await settled(problems, within=SETTLE, what=what)
+    await ops.settled(problems, within=SETTLE, what=what)
     return Repair(remapped[0], time.monotonic() - started)
 
 
@@ -174,7 +170,7 @@ async def test_restored_device_is_emptied_and_reused(ops: Ops) -> None:
         out += [f"bdev {lvs}/{leg} still there" for leg in sorted(old) if f"{lvs}/{leg}" in aliases]
         return out + await ops.redundancy_problems(NODES)
 
-    await settled(problems, within=SETTLE, what=f"{node}/{device} back and emptied")
+    await ops.settled(problems, within=SETTLE, what=f"{node}/{device} back and emptied")
     took = time.monotonic() - started
     print(f"timing: restored device: emptied of {len(old)} old leg(s) and available after {took:.2f} s")
     back = await ops.state()

@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from spdkvirt.store import keys
-from tests.cluster.cluster_ops import Ops, settled, until
+from tests.cluster.cluster_ops import Ops, until
 from tests.cluster.harness import Cluster, ClusterEnv, MiB
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -59,15 +59,11 @@ async def shared(crash_cluster: Cluster) -> AsyncIterator[Ops]:
         o.start_controller("setup")
         await o.wait_leader("setup")
 
-        async def registered() -> bool:
-            st = await o.state()
-            return sum(d.usable for d in st.devices.values()) == len(NODES) * 2
-
-        await until(registered, within=30, what="every device registered")
+        await o.wait_registered(NODES)
         await o.create_volumes(VOLUMES)
         await o.export_all()
         await o.write_patterns()
-        await settled(lambda: o.redundancy_problems(NODES), within=SETTLE, what="new volumes healthy")
+        await o.settled(lambda: o.redundancy_problems(NODES), within=SETTLE, what="new volumes healthy")
         o.stop_controller("setup")
         yield o
     finally:
@@ -113,6 +109,8 @@ async def test_second_controller_finishes_the_epoch(ops: Ops, point: str) -> Non
 
     await until(lambda: dead(ops, first.name), within=30, what=f"{first.name} dies at {point}")
     assert ops.c.procs.returncode(first.name) == -signal.SIGKILL
+    if CRASH_POINTS[point] != "resuming":
+        await held_while_nobody_leads(ops, first.name)
     leader = await ops.wait_leader(second.name)
 
     async def problems() -> list[str]:
@@ -124,7 +122,7 @@ async def test_second_controller_finishes_the_epoch(ops: Ops, point: str) -> Non
                 out.append(f"epoch {e['number']}: {e['phase']} under token {e['leader_token']}")
         return out + await ops.redundancy_problems(NODES)
 
-    await settled(problems, within=SETTLE, what=f"epoch taken over after a crash at {point}")
+    await ops.settled(problems, within=SETTLE, what=f"epoch taken over after a crash at {point}")
     print(
         f"timing: crash at {point}: device failure -> healthy under {second.name}: {time.monotonic() - started:.2f} s"
     )
@@ -149,8 +147,24 @@ async def test_second_controller_finishes_the_epoch(ops: Ops, point: str) -> Non
         out = [] if st.devices[(node, device)].state == "available" else [f"{node}/{device} not available"]
         return out + await ops.redundancy_problems(NODES)
 
-    await settled(restored, within=SETTLE, what=f"{node}/{device} back")
+    await ops.settled(restored, within=SETTLE, what=f"{node}/{device} back")
     ops.stop_controller(second.name)
+
+
+async def held_while_nobody_leads(ops: Ops, dead_leader: str) -> None:
+    """Between the crash and the takeover (the dead leader's lease runs for seconds) the volumes of
+    the open epoch stay quiesced: their owners report them held and host reads wait."""
+    [epoch] = (await ops.state()).open_epochs()
+    volumes = sorted(epoch["affected_volumes"])
+
+    async def not_held() -> list[str]:
+        st = await ops.state()
+        return [f"{name}: not held" for name in volumes if not st.statuses.get(name, {}).get("held")]
+
+    await ops.settled(not_held, within=1.0, what=f"the volumes of epoch {epoch['number']} held after the leader died")
+    assert await ops.read_waits(volumes[0], wait=0.3), f"a read of {volumes[0]} was answered while it is held"
+    leader = await ops.leader()
+    assert leader is not None and leader.holder == dead_leader, "checked too late: the takeover had begun"
 
 
 async def candidates_are(ops: Ops, count: int) -> bool:
