@@ -25,6 +25,16 @@ Parser = Callable[[Mapping[str, Any]], Any]
 Listener = Callable[[str, str, Any, Any], None]
 
 
+async def cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel tasks and wait until each has ended, whatever it ended with; empties the list."""
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
+    tasks.clear()
+
+
 @dataclass
 class Entry:
     value: Any
@@ -49,12 +59,7 @@ class Mirror:
             self._tasks.append(asyncio.get_running_loop().create_task(self._follow(kind), name=f"mirror:{kind}"))
 
     async def close(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks.clear()
+        await cancel_all(self._tasks)
 
     def values(self, kind: str) -> list[Any]:
         return [e.value for e in self.data[kind].values()]

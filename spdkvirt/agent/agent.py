@@ -23,7 +23,7 @@ from typing import Any
 from spdkvirt.agent import devices as devmod
 from spdkvirt.agent.devices import DeviceSpec
 from spdkvirt.agent.executor import Outcome, execute
-from spdkvirt.mirror import Mirror
+from spdkvirt.mirror import Mirror, cancel_all
 from spdkvirt.model import names
 from spdkvirt.model.observed import QUERIES, Observed, observe
 from spdkvirt.model.plan import NodeView, Options, plan_node
@@ -170,11 +170,7 @@ class Agent:
             await self.close()
 
     async def close(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_all(self._tasks)
         await self.mirror.close()
 
     # ---- hearing the database --------------------------------------------------------------

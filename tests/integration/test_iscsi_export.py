@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +10,7 @@ from spdkvirt.api.errors import Refused
 from spdkvirt.local import LocalCluster
 from spdkvirt.model import names
 from spdkvirt.spdk.client import SpdkClient
-
-
-async def until(check: Callable[[], Any], within: float = 30.0) -> Any:
-    end = time.monotonic() + within
-    while not (got := await check()):
-        assert time.monotonic() < end
-        await asyncio.sleep(0.1)
-    return got
+from tests.integration.waiting import until
 
 
 async def test_iscsi_export_with_mutual_chap(tmp_path: Path) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +12,10 @@ from spdkvirt.api.errors import Refused
 from spdkvirt.local import LocalCluster
 from spdkvirt.model import names
 from spdkvirt.spdk.client import SpdkClient
+from tests.integration.waiting import until
 
 HOST = "nqn.2014-08.org.nvmexpress:uuid:0b0c0d0e-1111-2222-3333-444455556666"
 KEY = "DHHC-1:00:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWbPNFOT:\n"
-
-
-async def until(check: Callable[[], Any], within: float = 30.0) -> Any:
-    end = time.monotonic() + within
-    while not (got := await check()):
-        assert time.monotonic() < end
-        await asyncio.sleep(0.1)
-    return got
 
 
 async def test_nvmf_export_with_dhchap(tmp_path: Path) -> None:

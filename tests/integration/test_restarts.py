@@ -10,11 +10,8 @@ deleted.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,18 +21,9 @@ from spdkvirt.model import names
 from spdkvirt.model.records import Volume
 from spdkvirt.spdk.client import SpdkClient
 from spdkvirt.store import keys
+from tests.integration.waiting import until
 
 VOLUMES = 4
-
-
-async def until(check: Callable[[], Any], within: float = 60.0, what: str = "") -> Any:
-    end = time.monotonic() + within
-    while True:
-        got = await check()
-        if got:
-            return got
-        assert time.monotonic() < end, f"timed out: {what}"
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
