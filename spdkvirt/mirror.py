@@ -27,12 +27,13 @@ Listener = Callable[[str, str, Any, Any], None]
 
 async def cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
     """Cancel tasks and wait until each has ended, whatever it ended with; empties the list."""
-    for t in tasks:
+    pending = list(tasks)
+    tasks.clear()
+    for t in pending:
         t.cancel()
-    for t in tasks:
+    for t in pending:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await t
-    tasks.clear()
 
 
 @dataclass
