@@ -91,6 +91,7 @@ class Agent:
         self.applied: dict[str, int] = {}
         self.statuses: dict[str, dict[str, Any]] = {}
         self.rebuilt: dict[str, set[str]] = {}
+        self.added: dict[str, set[str]] = {}  # volume -> members this node added to its raid: rebuilt onto
         self.failing: set[tuple[str, str]] = set()
         self.urgent = 0  # quiesce/resume instructions waiting for the pass under way
         self.instructions = 0  # bumped by every quiesce/resume: a plan made before one is stale
@@ -264,8 +265,10 @@ class Agent:
             log.warning("SPDK restarted (boot %s gone): registering again", self.node.boot_id)
             self.held = None
             self.statuses.clear()
+            self.added.clear()
             await self.register()
             obs = await self.observe()
+        self.forget_adds(obs)
         await self.check_devices(obs)
         view = NodeView(
             self.node, self.nodes(), self.volumes(), self.exports(), self.wanted_held(), True, self.cfg.options
@@ -285,6 +288,7 @@ class Agent:
             log.log(level, "pass %d: %d step(s) failed: %s", self.passes, len(outcome.failed), outcome.summary())
         self.failing = {(s.volume, s.method) for s, _ in outcome.failed}
         self.remember_holds(outcome.done, view.held if self.held is None else None)
+        self.remember_adds(outcome.done)
         for v in view.volumes.values():
             if v.owner == self.me and v.name not in outcome.failed_volumes():
                 self.applied[v.name] = v.generation
@@ -302,6 +306,27 @@ class Agent:
             elif s.method in ("bdev_error_resume_pending", "bdev_error_delete"):
                 held.discard(s.volume)
         self.held = held
+
+    def remember_adds(self, done: Iterable[Step]) -> None:
+        """Members this node added to a raid: SPDK rebuilds onto each, and a rebuild may end before
+        the next observation shows it running."""
+        for s in done:
+            if s.method == "bdev_raid_add_base_bdev":
+                self.added.setdefault(s.volume, set()).add(str(s.params["base_bdev"]))
+            elif s.method in ("bdev_raid_create", "bdev_raid_delete"):
+                self.added.pop(s.volume, None)
+
+    def forget_adds(self, obs: Observed) -> None:
+        """Keep only the added members SPDK still has configured (under their bdev names): one it
+        dropped (a failed or halted rebuild) is no longer a copy."""
+        for volume, added in list(self.added.items()):
+            raid = obs.raids.get(names.raid(volume))
+            configured = set(raid.configured()) if raid is not None else set()
+            kept = {b.name for b in map(obs.find, added) if b is not None and b.name in configured}
+            if kept:
+                self.added[volume] = kept
+            else:
+                del self.added[volume]
 
     # ---- devices -------------------------------------------------------------------------------
     async def check_devices(self, obs: Observed) -> None:
@@ -333,8 +358,10 @@ class Agent:
                 continue
             raid = obs.raids.get(names.raid(v.name))
             seen = self.rebuilt.setdefault(v.name, set())
-            if raid is not None and raid.rebuild_target is not None:
-                seen.update(leg for b, leg in leg_bdevs(v, obs, self.me).items() if b == raid.rebuild_target)
+            if raid is not None:  # a rebuild running, or one this node started that ended since
+                onto = self.added.get(v.name, set()) | {raid.rebuild_target or ""}
+                onto &= set(raid.configured())
+                seen.update(leg for b, leg in leg_bdevs(v, obs, self.me).items() if b in onto)
             seen &= {x.leg_id for x in v.legs if x.state != "in_sync"}
             applied = self.applied.get(v.name, 0)
             st = volume_status(v, obs, self.me, plan.findings, v.name in held, applied, seen)
