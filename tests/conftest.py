@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# etcd's client library (gRPC) must not install fork handlers in the test process: a child started
+# while one of its threads holds a lock could hang before it runs its command
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
 from tests.support.targets import REAL_ENV, real_command
 

@@ -314,7 +314,9 @@ class Agent:
             if s.method == "bdev_raid_add_base_bdev":
                 self.added.setdefault(s.volume, set()).add(str(s.params["base_bdev"]))
             elif s.method in ("bdev_raid_create", "bdev_raid_delete"):
+                # a raid made again starts with no member proven rebuilt
                 self.added.pop(s.volume, None)
+                self.rebuilt.pop(s.volume, None)
 
     def forget_adds(self, obs: Observed) -> None:
         """Keep only the added members SPDK still has configured (under their bdev names): one it
