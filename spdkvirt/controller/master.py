@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 SUSPECT = frozenset({"leg_dropped", "leg_lost", "identity_mismatch"})
 KEEP_EPOCHS = 200
 CRASH_ENV = "SPDKVIRT_CRASH_AT"
+SUSPECT_GRACE = 0.3
 
 
 def crash_point(name: str) -> None:
@@ -85,6 +86,8 @@ class Master:
         self.mirror: Mirror | None = None
         self.leadership: Leadership | None = None
         self.epochs_run = 0
+        self.suspect_since: dict[str, dict[str, float]] = {}
+        self.wake_at = 0.0  # when a pending suspect settles: look again then
         self.finished: set[int] = set()  # epochs this master ended: its mirror may not show it yet
         self.leading = asyncio.Event()
 
@@ -121,8 +124,12 @@ class Master:
                 except Exception:
                     log.exception("master step failed")
                     await asyncio.sleep(1.0)
+                wait = self.cfg.tick
+                if self.wake_at:
+                    wait = max(0.0, min(wait, self.wake_at - time.monotonic()))
+                    self.wake_at = 0.0
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.cfg.tick):
+                    async with asyncio.timeout(wait):
                         await mirror.changed.wait()
             raise LeadershipLost("lease lost")
         finally:
@@ -210,12 +217,29 @@ class Master:
             suspects = set()
             if st.get("node") == v.owner and st.get("generation") == v.generation:
                 suspects = {f.get("leg", "") for f in st.get("findings", ()) if f.get("kind") in SUSPECT}
-            r = remap(v, cluster, capacity, owned, suspects)
+            r = remap(v, cluster, capacity, owned, self.settled(name, suspects))
             if r.changed and r.volume.owner != v.owner:
                 owned[v.owner] -= 1
                 owned[r.volume.owner] += 1
             out.append(r)
         return out
+
+    def settled(self, volume: str, suspects: set[str]) -> set[str]:
+        """The suspects reported for at least SUSPECT_GRACE seconds. An owner often reports a leg
+        dropped before the leg's own node reports its device failed; waiting that long lets one
+        epoch move the leg off the device instead of rebuilding it there first."""
+        now_ = time.monotonic()
+        seen = self.suspect_since
+        for leg in list(seen.get(volume, {})):
+            if leg not in suspects:
+                del seen[volume][leg]
+        first = seen.setdefault(volume, {})
+        for leg in suspects:
+            first.setdefault(leg, now_)
+        pending = [t + SUSPECT_GRACE for t in first.values() if now_ - t < SUSPECT_GRACE]
+        if pending:
+            self.wake_at = min([self.wake_at, *pending]) if self.wake_at else min(pending)
+        return {leg for leg, t in first.items() if now_ - t >= SUSPECT_GRACE}
 
     # ---- epochs ------------------------------------------------------------------------------
     def next_epoch_number(self) -> int:
