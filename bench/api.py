@@ -38,6 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ from spdkvirt.local import LocalCluster
 MIB = 1 << 20
 GIB = 1 << 30
 VOLUME_SIZE = 4 * MIB
+CLUSTER = 4 * MIB
 TARGET_COUNT = 10000
 DEADLINE = 600.0
 
@@ -245,6 +247,14 @@ def healthy(cluster: LocalCluster, total: int) -> bool:
     return len(volumes) >= total and all(v.state == "online" for v in volumes)
 
 
+def volume_states(cluster: LocalCluster) -> str:
+    m = cluster.master()
+    if m is None or m.mirror is None:
+        return "no leading master"
+    states = Counter(v.state for v in m.values("volume"))
+    return ", ".join(f"{k} {n}" for k, n in sorted(states.items()))
+
+
 def line(label: str, samples: list[float]) -> str:
     return (f"{label}: p50 {statistics.median(samples):.1f} ms, p99 {percentile(samples, 99):.1f} ms, "
             f"max {max(samples):.1f} ms")  # fmt: skip
@@ -254,8 +264,10 @@ async def run(args: argparse.Namespace) -> str:
     base = Path(args.dir) if args.dir else None
     workdir = Path(tempfile.mkdtemp(prefix="spdkvirt-bench-api-", dir=base))
     total = args.count + args.latency
-    # room for every thin leg: placement lets a device promise thin legs 4x its size
-    device_size = max(GIB, -(-total * 2 * VOLUME_SIZE // 6 // 2))
+    # an lvstore holds one lvol per cluster of its device at most (a metadata page each, SPDK's
+    # default ratio), thin or not: size the devices for every leg with a quarter to spare
+    legs_per_device = -(-total * 2 // 6)
+    device_size = max(GIB, (legs_per_device * 5 // 4 + 16) * CLUSTER)
     device_size = -(-device_size // GIB) * GIB
     lag = LoopLag()
     lag.start()
@@ -287,8 +299,14 @@ async def run(args: argparse.Namespace) -> str:
                   f"{args.concurrency} calls in flight){stopped}")  # fmt: skip
             if many.calls:
                 print("   " + line("per call", many.calls) + f"; longest loop stall {lag.take():.2f} s", flush=True)
-            if not many.stopped:
-                await until("every volume healthy", lambda: healthy(cluster, total))
+            settled = False
+            if not many.stopped or many.stopped.startswith("budget"):
+                try:
+                    await until("every volume healthy", lambda: healthy(cluster, args.latency + many.created),
+                                args.settle)  # fmt: skip
+                    settled = True
+                except TimeoutError as e:
+                    print(f"   {e} ({volume_states(cluster)})", flush=True)
 
             rss = rss_mb()
             sims = [proc_rss_mb(n.sim.proc.pid) for n in cluster.members if n.sim and n.sim.proc]
@@ -296,7 +314,7 @@ async def run(args: argparse.Namespace) -> str:
                   f"simulators now: {' / '.join(f'{s:.0f}' for s in sims)} MB", flush=True)  # fmt: skip
 
             reconcile = "na"
-            if not many.stopped or "budget" in many.stopped:
+            if settled:
                 r = await restart_controller(cluster)
                 reconcile = f"{r.steady:.2f}"
                 print(f"controller restart over {args.latency + many.created} volumes: leads with its mirror "
@@ -321,6 +339,7 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=200, help="create+export pairs to time one by one")
     parser.add_argument("--concurrency", type=int, default=32, help="API calls in flight while creating many")
     parser.add_argument("--budget", type=float, default=900.0, help="seconds to spend creating many at most")
+    parser.add_argument("--settle", type=float, default=300.0, help="seconds to wait for every volume healthy")
     parser.add_argument("--rpc-poll-ms", type=float, default=4.0, help="simulated SPDK RPC poller period")
     parser.add_argument("--lease-ttl", type=int, default=2, help="lease TTL of the master and the agents")
     parser.add_argument("--dir", help="parent directory of the work directory (default: the temp dir)")
