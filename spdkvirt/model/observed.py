@@ -6,6 +6,7 @@ The agent fetches the results of :data:`QUERIES` in one pipelined batch and hand
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -130,12 +131,14 @@ class Observed:
     held: frozenset[str] | None = None
     iscsi: IscsiInfo = field(default_factory=IscsiInfo)
 
+    @functools.cached_property
+    def by_alias(self) -> dict[str, BdevInfo]:
+        """Every bdev under each of its aliases (built once per observation)."""
+        return {a: b for b in self.bdevs.values() for a in b.aliases}
+
     def find(self, name: str) -> BdevInfo | None:
         """A bdev by name or alias, as SPDK resolves them."""
-        found = self.bdevs.get(name)
-        if found is not None:
-            return found
-        return next((b for b in self.bdevs.values() if name in b.aliases), None)
+        return self.bdevs.get(name) or self.by_alias.get(name)
 
     def lvols(self, lvstore: str) -> dict[str, BdevInfo]:
         """The lvols of an lvstore by lvol name."""

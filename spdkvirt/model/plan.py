@@ -78,7 +78,7 @@ class _Planner:
         self.me = view.node.node_id
         self.steps: list[Step] = []
         self.findings: list[Finding] = []
-        self.by_alias: dict[str, BdevInfo] = {a: b for b in obs.bdevs.values() for a in b.aliases}
+        self.by_alias = obs.by_alias
         self.wanted_lvols: dict[str, set[str]] = {}
         self.wanted_nqns: set[str] = set()
         self.wanted_ctrls: set[str] = set()
@@ -96,7 +96,7 @@ class _Planner:
         self.findings.append(Finding(volume, kind, leg, detail))
 
     def bdev(self, name: str) -> BdevInfo | None:
-        return self.obs.bdevs.get(name) or self.by_alias.get(name)
+        return self.obs.find(name)
 
     # ---- legs on this node ----------------------------------------------------------------
     def legs(self) -> None:

@@ -18,8 +18,7 @@ def leg_bdevs(volume: Volume, observed: Observed, me: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for leg in volume.legs:
         if leg.node == me:
-            alias = names.lvol_alias(leg.lvstore, leg.leg_id)
-            b = next((b for b in observed.bdevs.values() if alias in b.aliases), None)
+            b = observed.find(names.lvol_alias(leg.lvstore, leg.leg_id))
             if b is not None:
                 out[b.name] = leg.leg_id
         else:
