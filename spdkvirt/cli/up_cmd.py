@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
         "the API is at DIR/api.sock (spdkvirt --workdir DIR ...).",
     )  # fmt: skip
     p.add_argument("--workdir", metavar="DIR", default=argparse.SUPPRESS, help="work directory of the cluster")
-    p.add_argument("--nodes", type=int, default=3, help="storage nodes (default 3)")
+    p.add_argument("--nodes", type=int, default=3, help="storage nodes (default 3; with --spdk-socket: one per socket)")
     p.add_argument("--devices", type=int, default=2, help="device files per node (default 2)")
     p.add_argument("--device-size", type=_size, default=1 << 30, help="size of each device file (default 1GiB)")
     p.add_argument("--rpc-poll-ms", type=float, default=0.0, help="simulator RPC poller period (real SPDK: ~4)")
