@@ -176,6 +176,16 @@ def test_up_then_the_cli_end_to_end(up: Up) -> None:
     sims = children_of(up.proc.pid if up.proc else 0)
     assert len(sims) == 3, sims
 
+    # a second cluster on the same work directory is refused, and the first one carries on
+    second = subprocess.run(
+        [sys.executable, "-m", "spdkvirt.cli.main", "up", "--nodes", "3", "--workdir", str(up.workdir)],
+        capture_output=True, text=True, timeout=DEADLINE, check=False,
+    )  # fmt: skip
+    assert second.returncode == 1, second
+    assert second.stderr.startswith("error: ") and "Traceback" not in second.stderr, second.stderr
+    assert up.api("cluster_status")["nodes"]["up"] == 3
+    assert children_of(up.proc.pid if up.proc else 0) == sims
+
     # a mirrored volume: two legs on two nodes
     created = up.ok("--json", "volume", "create", "v1", "--size", "64MiB", "--redundancy", "2").json()
     assert created["name"] == "v1" and created["size_bytes"] == 64 * MIB and created["state"] == "healthy"
