@@ -26,7 +26,7 @@ from spdkvirt.model import names
 from spdkvirt.model.placement import Capacity, NoSpace
 from spdkvirt.model.records import Node, Volume
 from spdkvirt.model.remap import place_volume
-from spdkvirt.store import Compare, Delete, Put, keys
+from spdkvirt.store import Compare, Delete, Get, Put, keys
 
 CREATE_WAIT = 10.0
 
@@ -95,9 +95,11 @@ class VolumeService:
             except NoSpace as e:
                 raise InsufficientCapacity(str(e), {"needed": params["size_bytes"] * params["redundancy"]}) from e
             key = keys.volume(name)
-            r = await m.store.txn([m.guard, Compare.absent(key)], [Put(key, v.record())])
+            r = await m.store.txn([m.guard, Compare.absent(key)], [Put(key, v.record())], [Get(key)])
             if not r.succeeded:
-                raise AlreadyExists.of("volume", name)
+                if r.results and r.results[0].kvs:
+                    raise AlreadyExists.of("volume", name)
+                raise NotLeader("leadership lost while creating the volume; try again")
         await self._until(lambda: self._state(name) not in ("creating", None), self.wait)
         return self._view(name)
 
