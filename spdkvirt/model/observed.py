@@ -136,6 +136,12 @@ class Observed:
         """Every bdev under each of its aliases (built once per observation)."""
         return {a: b for b in self.bdevs.values() for a in b.aliases}
 
+    @functools.cached_property
+    def exported(self) -> frozenset[str]:
+        """Bdevs that hosts reach: namespaces of NVMe-oF subsystems and LUNs of iSCSI targets."""
+        nvmf = {n.bdev for s in self.subsystems.values() for n in s.namespaces}
+        return frozenset(nvmf | {lun for luns, _ in self.iscsi.targets.values() for lun in luns})
+
     def find(self, name: str) -> BdevInfo | None:
         """A bdev by name or alias, as SPDK resolves them."""
         return self.bdevs.get(name) or self.by_alias.get(name)
@@ -208,11 +214,9 @@ def _subsystem(s: Mapping[str, Any]) -> SubsystemInfo:
     )
 
 
-def _canonical(raid: RaidInfo, bdevs: Mapping[str, BdevInfo]) -> RaidInfo:
+def _canonical(raid: RaidInfo, by_uuid: Mapping[str, str], by_alias: Mapping[str, str]) -> RaidInfo:
     """Raid members under the names of their bdevs (SPDK lists a member under the name it was
     added with, which may be an alias such as ``lvstore/lvol``)."""
-    by_uuid = {b.uuid: b.name for b in bdevs.values() if b.uuid}
-    by_alias = {a: b.name for b in bdevs.values() for a in b.aliases}
 
     def name(member_name: str | None, uuid: str) -> str | None:
         if uuid in by_uuid:
@@ -232,9 +236,11 @@ def _canonical(raid: RaidInfo, bdevs: Mapping[str, BdevInfo]) -> RaidInfo:
 def observe(results: Mapping[str, Any], held: frozenset[str] | None = None) -> Observed:
     """Build an :class:`Observed` from the results of :data:`QUERIES`, keyed by method."""
     bdevs = {b["name"]: _bdev(b) for b in results.get("bdev_get_bdevs") or ()}
+    by_uuid = {b.uuid: b.name for b in bdevs.values() if b.uuid}
+    by_alias = {a: b.name for b in bdevs.values() for a in b.aliases}
     return Observed(
         bdevs,
-        {r["name"]: _canonical(_raid(r), bdevs) for r in results.get("bdev_raid_get_bdevs") or ()},
+        {r["name"]: _canonical(_raid(r), by_uuid, by_alias) for r in results.get("bdev_raid_get_bdevs") or ()},
         {s["name"]: _lvstore(s) for s in results.get("bdev_lvol_get_lvstores") or ()},
         {c["name"]: _controller(c) for c in results.get("bdev_nvme_get_controllers") or ()},
         {s["nqn"]: _subsystem(s) for s in results.get("nvmf_get_subsystems") or ()},

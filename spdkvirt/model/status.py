@@ -65,8 +65,7 @@ def volume_status(
         "raid_state": raid.state if raid is not None and raid.state in RAID_STATES else "absent",
         "in_sync": sorted(in_sync),
         "held": held,
-        "exported": any(n.bdev == hold for s in observed.subsystems.values() for n in s.namespaces)
-        or any(hold in luns for luns, _ in observed.iscsi.targets.values()),
+        "exported": hold in observed.exported,
     }  # fmt: skip
     if rebuild is not None:
         out["rebuild"] = rebuild
