@@ -170,7 +170,6 @@ class Sshd:
                     "UsePAM no",
                     "PermitRootLogin prohibit-password",
                     "AllowStreamLocalForwarding yes",
-                    "AllowTcpForwarding no",
                     "X11Forwarding no",
                     "PrintMotd no",
                     "UseDNS no",
