@@ -81,6 +81,7 @@ def volume_view(
         "uuid": record["uuid"],
         "size_bytes": record["size_bytes"],
         "redundancy": record["redundancy"],
+        "thin": bool(record.get("thin", True)),
         "raid_level": record["raid_level"],
         "owner_node": record["owner_node"],
         "state": state,
@@ -102,10 +103,23 @@ def export_view(record: Mapping[str, Any]) -> JsonObject:
         out["nvmf"] = {
             "subnqn": nvmf["subnqn"],
             "listeners": [{"traddr": x["traddr"], "trsvcid": x["trsvcid"]} for x in nvmf["listeners"]],
+            "hosts": list(nvmf.get("hosts", ())),
+            "allow_any_host": bool(nvmf.get("allow_any_host", False)),
         }
+        if nvmf.get("dhchap"):
+            out["nvmf"]["dhchap"] = dict(nvmf["dhchap"])
     if "iscsi" in record:
         iscsi = record["iscsi"]
-        out["iscsi"] = {"target_name": iscsi["target_name"], "portals": list(iscsi["portals"])}
+        out["iscsi"] = {
+            "target_name": iscsi["target_name"],
+            "portals": list(iscsi["portals"]),
+            "initiators": list(iscsi.get("initiators", ["ANY"])),
+            "netmasks": list(iscsi.get("netmasks", ["ANY"])),
+        }
+        chap = iscsi.get("chap")
+        if chap:
+            # user names only: secrets are never shown
+            out["iscsi"]["chap"] = {k: chap[k] for k in ("user", "mutual_user") if chap.get(k)}
     return out
 
 
