@@ -2,16 +2,20 @@
 
 A transport only opens connections (`open() -> (reader, writer)`); framing, ids and deadlines are
 the client's. Addresses: a UNIX socket path (`/var/tmp/spdk.sock`, `unix:/path`, `unix:///path`) or
-`tcp://host:port` (IPv6 as `tcp://[::1]:5260`). Other schemes (an `ssh://` tunnel, say) are added as
-another `Transport` and passed to the client as an object.
+`tcp://host:port` (IPv6 as `tcp://[::1]:5260`) or `ssh://user@host[:port]/path/to/spdk.sock` (a UNIX
+socket on another host, reached over SSH by `spdkvirt.ssh`, imported only when such an address is
+parsed). Other schemes are added as another `Transport` and passed to the client as an object.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from spdkvirt.ssh.transport import SshTransport
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -48,10 +52,14 @@ class TcpTransport:
         return f"tcp://{host}:{self.port}"
 
 
-def parse_address(address: str) -> UnixTransport | TcpTransport:
+def parse_address(address: str) -> UnixTransport | TcpTransport | SshTransport:
     """The transport for an address string; ValueError for what it cannot serve."""
     if not address:
         raise ValueError("empty SPDK address")
+    if address[:6].lower() == "ssh://":
+        from spdkvirt.ssh.transport import SshTransport  # paramiko only for ssh:// addresses
+
+        return SshTransport.from_url(address)
     if address.startswith("unix:"):
         path = address.removeprefix("unix:")
         if path.startswith("//"):
