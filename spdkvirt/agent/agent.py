@@ -27,7 +27,7 @@ from spdkvirt.mirror import Mirror, cancel_all
 from spdkvirt.model import names
 from spdkvirt.model.observed import QUERIES, Observed, observe
 from spdkvirt.model.plan import NodeView, Options, plan_node
-from spdkvirt.model.records import Device, Epoch, Export, Node, Volume
+from spdkvirt.model.records import Device, Epoch, Export, Fence, Node, Volume
 from spdkvirt.model.status import leg_bdevs, volume_status
 from spdkvirt.model.steps import GONE, Plan, Stage, Step
 from spdkvirt.spdk.client import SpdkClient
@@ -60,6 +60,7 @@ class AgentConfig:
     resync_interval: float = 2.0
     rpc_timeout: float = 30.0
     options: Options = field(default_factory=Options)
+    fence: Fence | None = None
 
 
 def parsers() -> dict[str, Any]:
@@ -132,7 +133,7 @@ class Agent:
         generation = Node.of(kv.value).generation + 1 if kv is not None else 1
         cfg = self.cfg
         self.node = Node(self.me, cfg.address, "up", generation, boot, cfg.nvmf_port, spdk=self.spdk_address,
-                         iscsi_port=cfg.iscsi_port)  # fmt: skip
+                         iscsi_port=cfg.iscsi_port, fence=cfg.fence)  # fmt: skip
         await self._go_live()  # liveness first: a node record without it would be taken for dead
         await self.store.put(keys.node(self.me), self.node.record())
 

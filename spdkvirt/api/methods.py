@@ -138,7 +138,8 @@ def epoch_view(record: Mapping[str, Any]) -> JsonObject:
     out: JsonObject = {
         k: record[k] for k in ("number", "reason", "phase", "affected_volumes", "affected_nodes", "acks")
     }
-    out.update({k: record[k] for k in ("started_at", "updated_at", "durations") if k in record})
+    shown = ("started_at", "updated_at", "timings", "fenced", "fencing", "remapped_at", "finished_at")
+    out.update({k: record[k] for k in shown if k in record})
     return out
 
 

@@ -4,30 +4,81 @@ from __future__ import annotations
 
 import argparse
 
+from spdkvirt.cli.config_file import Option, add_config_flag, merge_config
 from spdkvirt.cli.daemons import serve, setup_logging
+
+FENCE_METHODS = ("listeners", "ana", "stop")
+
+OPTIONS = (
+    Option("node_id", "node_id", str, required=True),
+    Option("spdk_socket", "spdk_socket", str, required=True),
+    Option("store", "store", str, required=True),
+    Option("address", "address", str, required=True),
+    Option("nvmf_port", "nvmf_port", int, 4420),
+    Option("iscsi_port", "iscsi_port", int, 3260),
+    Option("devices", "device", list, [], flag="--device"),
+    Option("lease_ttl", "lease_ttl", int, 2),
+    Option("fence_url", "fence_url", str),
+    Option("fence_method", "fence_method", str, "listeners", choices=FENCE_METHODS),
+    Option("ssh_identity", "ssh_identity", list, []),
+    Option("ssh_known_hosts", "ssh_known_hosts", list, []),
+    Option("ssh_accept_new_host", "ssh_accept_new_host", bool, False),
+    Option("verbose", "verbose", bool, False),
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("agent", help="run a node agent", description="Run the node agent of one storage node.")
-    p.add_argument("--node-id", required=True, help="this node's id")
-    p.add_argument("--spdk-socket", required=True, help="SPDK's JSON-RPC socket")
-    p.add_argument("--store", required=True, metavar="URL", help="file:///dir or etcd://host:port,...")
-    p.add_argument("--address", required=True, help="address other nodes and hosts reach this node at")
-    p.add_argument("--nvmf-port", type=int, default=4420, help="NVMe/TCP port for legs and exports")
-    p.add_argument("--iscsi-port", type=int, default=3260, help="iSCSI portal port for exports")
-    p.add_argument("--device", action="append", default=[], metavar="ID=PATH", help="ID=PATH or ID=bdev:NAME")
-    p.add_argument("--lease-ttl", type=int, default=2, help="seconds without renewal before the node counts as failed")
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_config_flag(p)
+    p.add_argument("--node-id", help="this node's id (required)")
+    p.add_argument("--spdk-socket", help="SPDK's JSON-RPC socket: a path, tcp://host:port or ssh://user@host/path")
+    p.add_argument("--store", metavar="URL", help="file:///dir or etcd://host:port,... (required)")
+    p.add_argument("--address", help="address other nodes and hosts reach this node at (required)")
+    p.add_argument("--nvmf-port", type=int, help="NVMe/TCP port for legs and exports (4420)")
+    p.add_argument("--iscsi-port", type=int, help="iSCSI portal port for exports (3260)")
+    p.add_argument("--device", action="append", metavar="ID=PATH", help="ID=PATH or ID=bdev:NAME")
+    p.add_argument("--lease-ttl", type=int, help="seconds without renewal before the node counts as failed (2)")
+    p.add_argument("--fence-url", metavar="URL",
+                   help="ssh://user@host[:port]/path/to/spdk.sock: how the master reaches this node's SPDK "
+                        "to fence it when this agent is gone")  # fmt: skip
+    p.add_argument("--fence-method", choices=FENCE_METHODS,
+                   help="listeners: remove the volume exports; ana: set their ANA state inaccessible "
+                        "(iSCSI exports are removed); stop: stop the target (spdk_kill_instance)")  # fmt: skip
+    _add_ssh_flags(p)
+    p.add_argument("-v", "--verbose", action="store_true", default=None)
     p.set_defaults(func=run)
+
+
+def _add_ssh_flags(p: argparse.ArgumentParser) -> None:
+    try:
+        from spdkvirt.cli.ssh_flags import add_ssh_flags
+    except ImportError:  # pragma: no cover
+        return
+    add_ssh_flags(p)
+    p.set_defaults(ssh_identity=None, ssh_known_hosts=None, ssh_accept_new_host=None)
+
+
+def _apply_ssh_flags(args: argparse.Namespace) -> None:
+    try:
+        from spdkvirt.cli.ssh_flags import apply_ssh_flags
+    except ImportError:  # pragma: no cover
+        return
+    apply_ssh_flags(args)
 
 
 def run(args: argparse.Namespace) -> int:
     from spdkvirt.agent.agent import Agent, AgentConfig
     from spdkvirt.agent.devices import DeviceSpec
+    from spdkvirt.model.records import Fence
     from spdkvirt.spdk.client import SpdkClient
     from spdkvirt.store import open_store
 
+    merge_config(args, OPTIONS)
     setup_logging(args.verbose)
+    _apply_ssh_flags(args)
+    fence = Fence(args.fence_url, args.fence_method) if args.fence_url else None
+    if fence is not None:
+        fence.check()
     cfg = AgentConfig(
         args.node_id,
         args.address,
@@ -36,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         nvmf_port=args.nvmf_port,
         lease_ttl=args.lease_ttl,
         iscsi_port=args.iscsi_port,
+        fence=fence,
     )
 
     async def main() -> None:

@@ -6,32 +6,73 @@ import argparse
 import os
 import socket
 
+from spdkvirt.cli.config_file import Option, add_config_flag, merge_config
+
+OPTIONS = (
+    Option("store", "store", str, required=True),
+    Option("name", "name", str, f"{socket.gethostname()}:{os.getpid()}"),
+    Option("lease_ttl", "lease_ttl", int, 2),
+    Option("api_socket", "api_socket", str),
+    Option("http", "http", str),
+    Option("token_file", "token_file", str),
+    Option("tls_cert", "tls_cert", str),
+    Option("tls_key", "tls_key", str),
+    Option("fence_timeout", "fence_timeout", int, 10),
+    Option("ssh_identity", "ssh_identity", list, []),
+    Option("ssh_known_hosts", "ssh_known_hosts", list, []),
+    Option("ssh_accept_new_host", "ssh_accept_new_host", bool, False),
+    Option("verbose", "verbose", bool, False),
+)
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("controller", help="run a controller", description="Run a controller; one of them leads.")
-    p.add_argument("--store", required=True, metavar="URL", help="file:///dir or etcd://host:port,...")
-    p.add_argument("--name", default=f"{socket.gethostname()}:{os.getpid()}", help="this controller's name")
-    p.add_argument("--lease-ttl", type=int, default=2)
+    add_config_flag(p)
+    p.add_argument("--store", metavar="URL", help="file:///dir or etcd://host:port,... (required)")
+    p.add_argument("--name", help="this controller's name (host:pid)")
+    p.add_argument("--lease-ttl", type=int, help="seconds of silence before another controller takes over (2)")
     p.add_argument("--api-socket", metavar="PATH", help="serve the admin API on this UNIX socket while leading")
     p.add_argument("--http", metavar="HOST:PORT", help="also serve the admin API over HTTP(S)")
     p.add_argument("--token-file", metavar="F", help="bearer token for HTTP (owner-only file)")
     p.add_argument("--tls-cert", metavar="F")
     p.add_argument("--tls-key", metavar="F")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--fence-timeout", type=int, metavar="S",
+                   help="seconds one out-of-band fencing of a node may take (10)")  # fmt: skip
+    _add_ssh_flags(p)
+    p.add_argument("-v", "--verbose", action="store_true", default=None)
     p.set_defaults(func=run)
+
+
+def _add_ssh_flags(p: argparse.ArgumentParser) -> None:
+    try:
+        from spdkvirt.cli.ssh_flags import add_ssh_flags
+    except ImportError:  # pragma: no cover
+        return
+    add_ssh_flags(p)
+    p.set_defaults(ssh_identity=None, ssh_known_hosts=None, ssh_accept_new_host=None)
+
+
+def _apply_ssh_flags(args: argparse.Namespace) -> None:
+    try:
+        from spdkvirt.cli.ssh_flags import apply_ssh_flags
+    except ImportError:  # pragma: no cover
+        return
+    apply_ssh_flags(args)
 
 
 def run(args: argparse.Namespace) -> int:
     from spdkvirt.cli.daemons import serve, setup_logging
     from spdkvirt.controller.process import ControllerOptions, run_controller
 
+    merge_config(args, OPTIONS)
     setup_logging(args.verbose)
+    _apply_ssh_flags(args)
     http = None
     if args.http:
         host, _, port = args.http.rpartition(":")
         http = (host or "127.0.0.1", int(port))
     opts = ControllerOptions(
         store=args.store, name=args.name, lease_ttl=args.lease_ttl, api_socket=args.api_socket, http=http,
-        token_file=args.token_file, cert=args.tls_cert, key=args.tls_key,
+        token_file=args.token_file, cert=args.tls_cert, key=args.tls_key, fence_timeout=float(args.fence_timeout),
     )  # fmt: skip
     return serve(lambda: run_controller(opts))

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from spdkvirt import __version__
 from spdkvirt.cli import agent_cmd, api_cmds, controller_cmd, demo_cmd, rpc_cmd, store_cmd, up_cmd
+from spdkvirt.cli.config_file import ConfigError
 
 #: command groups: each module has ``register(subparsers)`` and sets ``func`` on its parsers
 GROUPS = (up_cmd, demo_cmd, store_cmd, api_cmds, agent_cmd, controller_cmd, rpc_cmd)
@@ -26,7 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except ConfigError as e:
+        parser.exit(2, f"spdkvirt {args.command}: error: {e}\n")
     return code
 
 

@@ -10,6 +10,11 @@ An epoch goes quiescing -> remapping -> resuming -> done. Each phase waits for t
 acknowledgements of the live nodes it names, up to a deadline; a node that misses it is declared
 down (fenced: later instructions carry a newer token and the node must register again), which
 the remap then treats like a failed node.
+
+Before a mapping hands a down node's volumes to another owner, that node is fenced out of band
+(:mod:`spdkvirt.controller.fencing`, over SSH, when its record says how) and the outcome is kept in
+the epoch (``fencing``) and on the node (``fence_status``). A node that cannot be fenced keeps its
+volumes — they wait rather than be served twice — and fencing is tried again with a growing pause.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from spdkvirt.controller import fencing
 from spdkvirt.controller.writes import put_guarded
 from spdkvirt.mirror import Mirror
 from spdkvirt.model.placement import Capacity
@@ -64,6 +70,9 @@ class MasterConfig:
     remap_deadline: float = 15.0
     resume_deadline: float = 5.0
     tick: float = 0.5
+    fence_timeout: float = 10.0
+    fence_retry: float = 2.0
+    fence_retry_max: float = 60.0
 
 
 def parsers() -> dict[str, Any]:
@@ -90,6 +99,7 @@ class Master:
         self.wake_at = 0.0  # when a pending suspect settles: look again then
         self.finished: set[int] = set()  # epochs this master ended: its mirror may not show it yet
         self.leading = asyncio.Event()
+        self.unfenced: dict[str, tuple[float, float]] = {}  # node -> (retry at, pause): fencing failed
 
     # ---- leadership ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -190,6 +200,8 @@ class Master:
 
     async def mark_down(self) -> None:
         cluster = self.cluster()
+        for node in [n for n in self.unfenced if cluster.node_ok(n)]:
+            del self.unfenced[node]  # back up: a later failure starts fencing afresh
         writes = []
         present = {a["node"] for a in self.values("alive")}
         for n in cluster.nodes.values():
@@ -218,11 +230,23 @@ class Master:
             if st.get("node") == v.owner and st.get("generation") == v.generation:
                 suspects = {f.get("leg", "") for f in st.get("findings", ()) if f.get("kind") in SUSPECT}
             r = remap(v, cluster, capacity, owned, self.settled(name, suspects))
+            if r.changed and r.volume.owner != v.owner and self.blocked(v.owner):
+                r = Remap(v)  # its owner could not be fenced: the volume waits rather than be served twice
             if r.changed and r.volume.owner != v.owner:
                 owned[v.owner] -= 1
                 owned[r.volume.owner] += 1
             out.append(r)
         return out
+
+    def blocked(self, node: str) -> bool:
+        """Is ``node`` unfenced after a failed attempt, with the next attempt not due yet?"""
+        retry = self.unfenced.get(node)
+        if retry is None:
+            return False
+        if time.monotonic() >= retry[0]:
+            return False
+        self.wake_at = min(self.wake_at, retry[0]) if self.wake_at else retry[0]
+        return True
 
     def settled(self, volume: str, suspects: set[str]) -> set[str]:
         """The suspects reported for at least SUSPECT_GRACE seconds. An owner often reports a leg
@@ -387,9 +411,54 @@ class Master:
                 async with asyncio.timeout(0.05):
                     await self.mirror.changed.wait()
 
-    async def apply_remap(self, rec: Mapping[str, Any]) -> set[str]:
-        """Write the new mappings of the epoch's volumes (all stamped with the epoch); returns the
-        nodes that take part from now on."""
+    async def fence_moved_owners(self, rec: dict[str, Any]) -> None:
+        """Fence, out of band, every down node whose volumes are about to get another owner;
+        records the outcomes in the epoch and on the nodes. Nodes fenced already (for their
+        current generation) are not fenced again."""
+        cluster = self.cluster()
+        old = self.volumes()
+        need = {old[r.volume.name].owner for r in self.remaps(rec["affected_volumes"])
+                if r.changed and r.volume.owner != old[r.volume.name].owner}  # fmt: skip
+        need = {n for n in need if n in cluster.nodes and not cluster.node_ok(n)}
+        todo = []
+        for node in sorted(need):
+            n = cluster.nodes[node]
+            done = dict(n.extra).get("fence_status") or {}
+            if done.get("ok") and done.get("generation") == n.generation:
+                continue
+            if n.fence is None:
+                log.warning("epoch %d: %s has no out-of-band fence configured: its volumes move on its lease "
+                            "alone", rec["number"], node)  # fmt: skip
+                rec.setdefault("fencing", {})[node] = {"method": "none", "ok": False, "at": now(), "ms": 0.0,
+                                                       "detail": "no out-of-band fence configured"}  # fmt: skip
+                continue
+            todo.append(n)
+        if not todo:
+            return
+        outcomes = await asyncio.gather(*(fencing.fence(n, within=self.cfg.fence_timeout) for n in todo))
+        writes = []
+        for n, out in zip(todo, outcomes, strict=True):
+            rec.setdefault("fencing", {})[n.node_id] = out.record()
+            if out.ok:
+                self.unfenced.pop(n.node_id, None)
+            else:
+                pause = min(self.unfenced.get(n.node_id, (0.0, self.cfg.fence_retry / 2))[1] * 2,
+                            self.cfg.fence_retry_max)  # fmt: skip
+                self.unfenced[n.node_id] = (time.monotonic() + pause, pause)
+                log.error("epoch %d: %s cannot be fenced (%s): its volumes stay with it; next try in %.0f s",
+                          rec["number"], n.node_id, out.detail, pause)  # fmt: skip
+            status = {"ok": out.ok, "at": out.at, "method": out.method, "detail": out.detail[:1000],
+                      "epoch": rec["number"], "generation": n.generation}  # fmt: skip
+            current = self.cluster().nodes.get(n.node_id)
+            if current is not None and current.generation == n.generation:
+                writes.append(current.record() | {"fence_status": status})
+        if writes:
+            await put_guarded(self.store, self.guard, writes)
+
+    async def apply_remap(self, rec: dict[str, Any]) -> set[str]:
+        """Fence the down owners whose volumes move, then write the new mappings of the epoch's
+        volumes (all stamped with the epoch); returns the nodes that take part from now on."""
+        await self.fence_moved_owners(rec)
         number = rec["number"]
         cluster = self.cluster()
         old = self.volumes()
@@ -406,6 +475,7 @@ class Master:
         crash_point("remapping:half_written")
         if writes[half:]:
             await put_guarded(self.store, self.guard, writes[half:])
+        rec["remapped_at"] = now()
         return {n for n in nodes if cluster.node_ok(n)}
 
     def moved_exports(self, old: Mapping[str, Volume], owners: Mapping[str, str]) -> list[dict[str, Any]]:

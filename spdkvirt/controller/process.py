@@ -26,11 +26,12 @@ class ControllerOptions:
     token_file: str | None = None
     cert: str | None = None
     key: str | None = None
+    fence_timeout: float = 10.0
 
 
 async def serve_controller(store: Store, opts: ControllerOptions) -> None:
     """Lead when elected and serve the API, until cancelled."""
-    master = Master(store, MasterConfig(opts.name, lease_ttl=opts.lease_ttl))
+    master = Master(store, MasterConfig(opts.name, lease_ttl=opts.lease_ttl, fence_timeout=opts.fence_timeout))
     dispatcher = Dispatcher(VolumeService(master), StoreReadSide(store), idempotency=StoreIdempotencyLog(store))
     server = None
     if opts.api_socket or opts.http:

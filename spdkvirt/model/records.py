@@ -24,6 +24,32 @@ def _extra(record: Mapping[str, Any], known: tuple[str, ...]) -> tuple[tuple[str
     return tuple(sorted((k, v) for k, v in record.items() if k not in known))
 
 
+FENCE_METHODS = ("listeners", "ana", "stop")
+
+
+@dataclass(frozen=True)
+class Fence:
+    """How the master reaches a node's SPDK out of band (over SSH) to stop it serving volumes when
+    the node's agent is gone: ``listeners`` removes the volume exports, ``ana`` sets the NVMe-oF
+    listeners inaccessible (and removes iSCSI exports), ``stop`` stops the SPDK target."""
+
+    url: str
+    method: str = "listeners"
+
+    def check(self) -> None:
+        if not self.url.startswith("ssh://"):
+            raise ValueError(f"fence url must be ssh://user@host[:port]/path/to/spdk.sock, not {self.url!r}")
+        if self.method not in FENCE_METHODS:
+            raise ValueError(f"fence method must be one of {', '.join(FENCE_METHODS)}, not {self.method!r}")
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any] | None) -> Fence | None:
+        return None if not r else cls(r["url"], r.get("method", "listeners"))
+
+    def record(self) -> dict[str, Any]:
+        return {"url": self.url, "method": self.method}
+
+
 @dataclass(frozen=True)
 class Node:
     node_id: str
@@ -35,10 +61,11 @@ class Node:
     extra: tuple[tuple[str, Any], ...] = ()
     spdk: str = ""
     iscsi_port: int = 3260
+    fence: Fence | None = None
 
     FIELDS = (
         "kind", "schema_version", "node_id", "address", "state", "generation", "boot_id", "nvmf_port", "spdk",
-        "iscsi_port",
+        "iscsi_port", "fence",
     )  # fmt: skip
 
     @classmethod
@@ -53,6 +80,7 @@ class Node:
             _extra(r, cls.FIELDS),
             r.get("spdk", ""),
             r.get("iscsi_port", 3260),
+            Fence.of(r.get("fence")),
         )
 
     def record(self) -> dict[str, Any]:
@@ -64,6 +92,8 @@ class Node:
         if self.spdk:
             out["spdk"] = self.spdk
         out["iscsi_port"] = self.iscsi_port
+        if self.fence is not None:
+            out["fence"] = self.fence.record()
         return out
 
 

@@ -11,6 +11,10 @@ class AppMethods(Methods):
     async def spdk_get_version(self) -> JsonObject:
         return await self._object("spdk_get_version")
 
+    async def spdk_kill_instance(self, sig_name: str) -> bool:
+        """SPDK signals itself (SIGINT, SIGTERM, SIGQUIT, SIGHUP or SIGKILL); after a SIGKILL no answer comes."""
+        return await self._bool("spdk_kill_instance", params(sig_name=sig_name))
+
     async def rpc_get_methods(self, *, current: bool | None = None, include_aliases: bool | None = None) -> list[str]:
         return await self._strs("rpc_get_methods", params(current=current, include_aliases=include_aliases))
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -92,4 +94,23 @@ async def bdev_get_bdevs(target: Target, params: Any) -> Any:
 @rpc("bdev_wait_for_examine")
 async def bdev_wait_for_examine(target: Target, params: Any) -> Any:
     require_no_params(params, "bdev_wait_for_examine requires no parameters")
+    return True
+
+
+SIGNALS = {"SIGINT": 2, "SIGTERM": 15, "SIGQUIT": 3, "SIGHUP": 1, "SIGKILL": 9}
+
+
+@rpc("spdk_kill_instance")
+async def spdk_kill_instance(target: Target, params: Any) -> Any:
+    """SPDK signals itself, then answers true (a SIGKILL leaves no time to answer)."""
+    try:
+        p = decode(params, {"sig_name": ("str", True)})
+    except Exception:
+        raise invalid_params() from None
+    sig = SIGNALS.get(p["sig_name"])
+    if sig is None:
+        raise invalid_params()
+    if sig == SIGNALS["SIGKILL"]:
+        os.kill(os.getpid(), sig)
+    asyncio.get_running_loop().call_soon(os.kill, os.getpid(), sig)
     return True

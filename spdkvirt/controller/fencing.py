@@ -1,0 +1,179 @@
+"""Out-of-band fencing: stop a node's SPDK serving volumes when its agent is gone.
+
+The master calls :func:`fence` before it hands a down node's volumes to another owner. It reaches
+the node's SPDK over SSH (the node record's ``fence.url``, an ``ssh://`` SPDK address) and, by the
+node's ``fence.method``:
+
+- ``listeners``: removes every NVMe-oF listener of spdkvirt's volume subsystems and deletes
+  spdkvirt's iSCSI target nodes, then lists again to check none is left;
+- ``ana``: sets the ANA state of those listeners to inaccessible (a subsystem without ANA
+  reporting loses its listeners instead) and deletes the iSCSI target nodes;
+- ``stop``: ``spdk_kill_instance SIGKILL``, then checks the socket no longer answers.
+
+A target that SSH reaches but whose socket refuses connections is not serving: that counts as
+fenced. Anything else (no SSH, host key refused, an RPC failing) leaves the node unfenced, and the
+master keeps its volumes where they are rather than serve them twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import errno
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from spdkvirt.model import names
+from spdkvirt.model.records import Node
+from spdkvirt.spdk.client import SpdkClient
+from spdkvirt.spdk.errors import SpdkError
+from spdkvirt.spdk.methods import Spdk
+
+log = logging.getLogger(__name__)
+
+ClientFactory = Callable[[str, float], SpdkClient]
+
+
+def _client(url: str, timeout: float) -> SpdkClient:
+    return SpdkClient(url, timeout=timeout, connect_timeout=timeout)
+
+
+@dataclass(frozen=True)
+class FenceOutcome:
+    node: str
+    method: str
+    ok: bool
+    detail: str
+    at: str
+    ms: float
+
+    def record(self) -> dict[str, Any]:
+        return {"method": self.method, "ok": self.ok, "detail": self.detail[:1000], "at": self.at, "ms": self.ms}
+
+
+class NotServing(Exception):
+    """SSH reached the host but SPDK's socket is not there or refuses: the target is not running."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _refused(exc: BaseException) -> bool:
+    """Did SSH get through, only to find no SPDK listening on the socket?"""
+    for e in (exc, exc.__cause__, exc.__context__):
+        if e is None:
+            continue
+        if getattr(e, "socket_refused", False):
+            return True
+        if isinstance(e, ConnectionRefusedError | FileNotFoundError):
+            return True
+        if isinstance(e, OSError) and e.errno in (errno.ECONNREFUSED, errno.ENOENT):
+            return True
+    return False
+
+
+async def fence(node: Node, *, within: float = 10.0, client: ClientFactory = _client) -> FenceOutcome:
+    """Fence ``node`` as its record says; never raises."""
+    started = time.monotonic()
+    if node.fence is None:
+        return FenceOutcome(node.node_id, "none", False, "no out-of-band fence configured", _now(), 0.0)
+    method = node.fence.method
+    try:
+        async with asyncio.timeout(within):
+            detail = await _run(node.fence.url, method, within, client)
+        ok = True
+    except NotServing as e:
+        ok, detail = True, f"SPDK is not running: {e}"
+    except TimeoutError:
+        ok, detail = False, f"no answer within {within:g} s"
+    except (OSError, SpdkError, ValueError) as e:
+        if _refused(e):
+            ok, detail = True, f"SPDK is not running: {e}"
+        else:
+            ok, detail = False, f"{type(e).__name__}: {e}"
+    ms = round((time.monotonic() - started) * 1e3, 2)
+    out = FenceOutcome(node.node_id, method, ok, detail, _now(), ms)
+    (log.info if ok else log.error)("fencing %s (%s) over %s: %s", node.node_id, method, node.fence.url,
+                                    "done" if ok else "FAILED")  # fmt: skip
+    return out
+
+
+async def _run(url: str, method: str, within: float, client: ClientFactory) -> str:
+    c = client(url, within)
+    spdk = Spdk(c)
+    try:
+        try:
+            await spdk.spdk_get_version()
+        except (OSError, SpdkError) as e:
+            if _refused(e):
+                raise NotServing(str(e)) from e
+            raise
+        if method == "stop":
+            return await _stop(spdk, url, within, client)
+        return await _unexport(spdk, ana=method == "ana")
+    finally:
+        await c.close()
+
+
+async def _volume_listeners(spdk: Spdk) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    subsystems, targets = await asyncio.gather(spdk.nvmf_get_subsystems(), spdk.iscsi_get_target_nodes())
+    listeners = []
+    for sub in subsystems:
+        nqn = str(sub.get("nqn", ""))
+        if not nqn.startswith(names.VOLUME_NQN_PREFIX):
+            continue
+        for a in sub.get("listen_addresses", ()):
+            listeners.append((nqn, {k: a[k] for k in ("trtype", "adrfam", "traddr", "trsvcid") if k in a}))
+    iqns = [str(t["name"]) for t in targets if str(t.get("name", "")).startswith(names.IQN_BASE + ":")]
+    return listeners, iqns
+
+
+async def _unexport(spdk: Spdk, *, ana: bool) -> str:
+    listeners, iqns = await _volume_listeners(spdk)
+    remove = listeners
+    if ana:  # a subsystem without ANA reporting refuses (-EINVAL): its listener goes instead
+        outcomes = await asyncio.gather(
+            *(spdk.nvmf_subsystem_listener_set_ana_state(nqn, addr, "inaccessible") for nqn, addr in listeners),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, SpdkError):
+                raise outcome
+        remove = [item for item, outcome in zip(listeners, outcomes, strict=True) if isinstance(outcome, SpdkError)]
+    await asyncio.gather(
+        *(spdk.nvmf_subsystem_remove_listener(nqn, addr) for nqn, addr in remove),
+        *(spdk.iscsi_delete_target_node(iqn) for iqn in iqns),
+    )
+    left, left_iqns = await _volume_listeners(spdk)
+    if len(left) != len(listeners) - len(remove):
+        raise OSError(f"{len(left)} volume listener(s) still there after removal")
+    if left_iqns:
+        raise OSError(f"{len(left_iqns)} iSCSI target node(s) still there after removal")
+    inaccessible = len(listeners) - len(remove)
+    done = f"{len(remove)} NVMe-oF volume listener(s) removed"
+    if ana:
+        done = f"{inaccessible} NVMe-oF volume listener(s) set inaccessible, " + done
+    return f"{done}, {len(iqns)} iSCSI target node(s) removed"
+
+
+async def _stop(spdk: Spdk, url: str, within: float, client: ClientFactory) -> str:
+    try:
+        await spdk.spdk_kill_instance("SIGKILL")
+    except (OSError, SpdkError) as e:  # SIGKILL: the connection goes without an answer
+        log.debug("spdk_kill_instance: %s", e)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        probe = client(url, min(2.0, within))
+        try:
+            await Spdk(probe).spdk_get_version()
+        except (OSError, SpdkError) as e:
+            if _refused(e):
+                return "SPDK stopped (spdk_kill_instance SIGKILL)"
+        finally:
+            await probe.close()
+        await asyncio.sleep(0.1)
+    raise OSError("SPDK still answers after spdk_kill_instance SIGKILL")
