@@ -66,7 +66,7 @@ class Policy(paramiko.MissingHostKeyPolicy):
 def unknown_host(hostname: str, key: paramiko.PKey, record_to: str) -> UnknownHostKey:
     fp = fingerprint(key)
     return UnknownHostKey(
-        f"host {hostname} is not in known_hosts; it presents a {key.get_name()} key with fingerprint {fp}. "
+        f"host {hostname} is not in known_hosts; it presents an {key.get_name()} key, fingerprint {fp}. "
         f"If that is the host's key, add it to {record_to} (e.g. ssh-keyscan, then compare the fingerprint), "
         f"or accept and record new hosts with --ssh-accept-new-host or {ENV_ACCEPT_NEW_HOST}=1",
         host=hostname,
@@ -78,7 +78,7 @@ def unknown_host(hostname: str, key: paramiko.PKey, record_to: str) -> UnknownHo
 def changed_host(hostname: str, got: paramiko.PKey, expected: paramiko.PKey) -> HostKeyChanged:
     fp = fingerprint(got)
     return HostKeyChanged(
-        f"HOST KEY CHANGED for {hostname}: it presents a {got.get_name()} key with fingerprint {fp}, "
+        f"HOST KEY CHANGED for {hostname}: it presents an {got.get_name()} key, fingerprint {fp}, "
         f"known_hosts has {expected.get_name()} {fingerprint(expected)}; refusing to connect. If the host "
         "was really reinstalled, remove its old line from known_hosts",
         host=hostname,

@@ -271,6 +271,32 @@ class Sshd:
             f"{self.user}@{self.address}",
         ]
 
+    def session_pids(self) -> list[int]:
+        """The per-connection sshd processes (children of the listener started here)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # pid (comm) state ppid ...: comm may hold spaces and parentheses
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == self.proc.pid:
+                pids.append(int(entry.name))
+        return pids
+
+    def drop_connections(self) -> int:
+        """Kill every client connection (the server keeps listening); how many there were."""
+        pids = self.session_pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return len(pids)
+
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the sshd started here (SIGKILL if it lingers); idempotent."""
         proc = self.proc
