@@ -50,32 +50,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _add_ssh_flags(p: argparse.ArgumentParser) -> None:
-    try:
-        from spdkvirt.cli.ssh_flags import add_ssh_flags
-    except ImportError:  # pragma: no cover
-        return
+    from spdkvirt.cli.ssh_flags import add_ssh_flags
+
     add_ssh_flags(p)
     p.set_defaults(ssh_identity=None, ssh_known_hosts=None, ssh_accept_new_host=None)
-
-
-def _apply_ssh_flags(args: argparse.Namespace) -> None:
-    try:
-        from spdkvirt.cli.ssh_flags import apply_ssh_flags
-    except ImportError:  # pragma: no cover
-        return
-    apply_ssh_flags(args)
 
 
 def run(args: argparse.Namespace) -> int:
     from spdkvirt.agent.agent import Agent, AgentConfig
     from spdkvirt.agent.devices import DeviceSpec
+    from spdkvirt.cli.ssh_flags import apply_ssh_flags
     from spdkvirt.model.records import Fence
     from spdkvirt.spdk.client import SpdkClient
     from spdkvirt.store import open_store
 
     merge_config(args, OPTIONS)
     setup_logging(args.verbose)
-    _apply_ssh_flags(args)
+    apply_ssh_flags(args)
     fence = Fence(args.fence_url, args.fence_method) if args.fence_url else None
     if fence is not None:
         fence.check()

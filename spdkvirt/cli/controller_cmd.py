@@ -44,29 +44,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _add_ssh_flags(p: argparse.ArgumentParser) -> None:
-    try:
-        from spdkvirt.cli.ssh_flags import add_ssh_flags
-    except ImportError:  # pragma: no cover
-        return
+    from spdkvirt.cli.ssh_flags import add_ssh_flags
+
     add_ssh_flags(p)
     p.set_defaults(ssh_identity=None, ssh_known_hosts=None, ssh_accept_new_host=None)
 
 
-def _apply_ssh_flags(args: argparse.Namespace) -> None:
-    try:
-        from spdkvirt.cli.ssh_flags import apply_ssh_flags
-    except ImportError:  # pragma: no cover
-        return
-    apply_ssh_flags(args)
-
-
 def run(args: argparse.Namespace) -> int:
     from spdkvirt.cli.daemons import serve, setup_logging
+    from spdkvirt.cli.ssh_flags import apply_ssh_flags
     from spdkvirt.controller.process import ControllerOptions, run_controller
 
     merge_config(args, OPTIONS)
     setup_logging(args.verbose)
-    _apply_ssh_flags(args)
+    apply_ssh_flags(args)
     http = None
     if args.http:
         host, _, port = args.http.rpartition(":")

@@ -10,19 +10,19 @@ node's ``fence.method``:
   reporting loses its listeners instead) and deletes the iSCSI target nodes;
 - ``stop``: ``spdk_kill_instance SIGKILL``, then checks the socket no longer answers.
 
-A target that SSH reaches but whose socket refuses connections is not serving: that counts as
-fenced. Anything else (no SSH, host key refused, an RPC failing) leaves the node unfenced, and the
-master keeps its volumes where they are rather than serve them twice.
+When the RPCs fail, socat run over SSH tells whether SPDK's socket still accepts connections: a
+target that SSH reaches but whose socket refuses them is not serving, and that counts as fenced.
+Anything else (no SSH, host key refused, an RPC failing on a live socket) leaves the node unfenced,
+and the master keeps its volumes where they are rather than serve them twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
-import errno
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +35,30 @@ from spdkvirt.spdk.methods import Spdk
 log = logging.getLogger(__name__)
 
 ClientFactory = Callable[[str, float], SpdkClient]
+#: (url, seconds) -> None when SPDK's socket accepts connections, else why it does not
+Probe = Callable[[str, float], Awaitable[str | None]]
+
+#: what socat says when nothing listens on the socket (or there is no socket)
+NOT_LISTENING = ("Connection refused", "No such file or directory")
 
 
 def _client(url: str, timeout: float) -> SpdkClient:
     return SpdkClient(url, timeout=timeout, connect_timeout=timeout)
+
+
+async def ssh_probe(url: str, within: float) -> str | None:
+    """Over SSH, try to connect to SPDK's socket with socat (a forced-command key runs its own
+    socat to the same socket). Raises when SSH fails or socat fails for another reason."""
+    from spdkvirt.ssh import parse_ssh_url, run_command
+
+    path = parse_ssh_url(url).path
+    result = await run_command(url, ["socat", "-u", "/dev/null", f"UNIX-CONNECT:{path}"], timeout=within)
+    if result.ok:
+        return None
+    said = result.stderr.decode(errors="replace").strip()
+    if any(text in said for text in NOT_LISTENING):
+        return said.splitlines()[-1]
+    raise OSError(f"probing {path} over SSH failed (exit {result.exit_status}): {said[-300:]}")
 
 
 @dataclass(frozen=True)
@@ -62,58 +82,42 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _refused(exc: BaseException) -> bool:
-    """Did SSH get through, only to find no SPDK listening on the socket?"""
-    for e in (exc, exc.__cause__, exc.__context__):
-        if e is None:
-            continue
-        if getattr(e, "socket_refused", False):
-            return True
-        if isinstance(e, ConnectionRefusedError | FileNotFoundError):
-            return True
-        if isinstance(e, OSError) and e.errno in (errno.ECONNREFUSED, errno.ENOENT):
-            return True
-    return False
-
-
-async def fence(node: Node, *, within: float = 10.0, client: ClientFactory = _client) -> FenceOutcome:
+async def fence(
+    node: Node, *, within: float = 10.0, client: ClientFactory = _client, probe: Probe = ssh_probe
+) -> FenceOutcome:
     """Fence ``node`` as its record says; never raises."""
     started = time.monotonic()
     if node.fence is None:
         return FenceOutcome(node.node_id, "none", False, "no out-of-band fence configured", _now(), 0.0)
-    method = node.fence.method
+    url, method = node.fence.url, node.fence.method
     try:
         async with asyncio.timeout(within):
-            detail = await _run(node.fence.url, method, within, client)
+            try:
+                detail = await _run(url, method, within, client, probe)
+            except (OSError, SpdkError) as e:
+                why = await probe(url, within)  # raises when SSH itself fails
+                if why is None:
+                    raise
+                raise NotServing(why) from e
         ok = True
     except NotServing as e:
         ok, detail = True, f"SPDK is not running: {e}"
     except TimeoutError:
         ok, detail = False, f"no answer within {within:g} s"
     except (OSError, SpdkError, ValueError) as e:
-        if _refused(e):
-            ok, detail = True, f"SPDK is not running: {e}"
-        else:
-            ok, detail = False, f"{type(e).__name__}: {e}"
+        ok, detail = False, f"{type(e).__name__}: {e}"
     ms = round((time.monotonic() - started) * 1e3, 2)
-    out = FenceOutcome(node.node_id, method, ok, detail, _now(), ms)
-    (log.info if ok else log.error)("fencing %s (%s) over %s: %s", node.node_id, method, node.fence.url,
-                                    "done" if ok else "FAILED")  # fmt: skip
-    return out
+    (log.info if ok else log.error)("fencing %s (%s) over %s: %s", node.node_id, method, url, detail)
+    return FenceOutcome(node.node_id, method, ok, detail, _now(), ms)
 
 
-async def _run(url: str, method: str, within: float, client: ClientFactory) -> str:
+async def _run(url: str, method: str, within: float, client: ClientFactory, probe: Probe) -> str:
     c = client(url, within)
     spdk = Spdk(c)
     try:
-        try:
-            await spdk.spdk_get_version()
-        except (OSError, SpdkError) as e:
-            if _refused(e):
-                raise NotServing(str(e)) from e
-            raise
+        await spdk.spdk_get_version()
         if method == "stop":
-            return await _stop(spdk, url, within, client)
+            return await _stop(spdk, url, within, probe)
         return await _unexport(spdk, ana=method == "ana")
     finally:
         await c.close()
@@ -160,20 +164,15 @@ async def _unexport(spdk: Spdk, *, ana: bool) -> str:
     return f"{done}, {len(iqns)} iSCSI target node(s) removed"
 
 
-async def _stop(spdk: Spdk, url: str, within: float, client: ClientFactory) -> str:
+async def _stop(spdk: Spdk, url: str, within: float, probe: Probe) -> str:
     try:
         await spdk.spdk_kill_instance("SIGKILL")
     except (OSError, SpdkError) as e:  # SIGKILL: the connection goes without an answer
         log.debug("spdk_kill_instance: %s", e)
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        probe = client(url, min(2.0, within))
-        try:
-            await Spdk(probe).spdk_get_version()
-        except (OSError, SpdkError) as e:
-            if _refused(e):
-                return "SPDK stopped (spdk_kill_instance SIGKILL)"
-        finally:
-            await probe.close()
+        why = await probe(url, max(0.5, deadline - time.monotonic()))
+        if why is not None:
+            return f"SPDK stopped by spdk_kill_instance SIGKILL ({why})"
         await asyncio.sleep(0.1)
     raise OSError("SPDK still answers after spdk_kill_instance SIGKILL")

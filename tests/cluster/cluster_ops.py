@@ -224,6 +224,8 @@ class Ops:
         self._dir = Path(tempfile.mkdtemp(prefix="svctl-"))  # short: UNIX socket paths are limited
         self._store: Store | None = None
         self._cancel = on_exit(self._remove_dir)
+        self.agent_extra: dict[str, list[str]] = {}  # node -> more agent options
+        self.controller_extra: list[str] = []  # more options for every controller
 
     # ---- processes -------------------------------------------------------------------------
     def device_id(self, node: str, device: str) -> str:
@@ -239,7 +241,7 @@ class Ops:
         argv += ["--spdk-socket", n.spdk_socket, "--store", self.c.store_url, "--address", n.address]
         for d in n.devices:
             argv += ["--device", f"{self.device_id(node, d.id)}={d.path}"]
-        return argv
+        return [*argv, *self.agent_extra.get(node, ())]
 
     def start_agents(self, nodes: Iterable[str] | None = None) -> None:
         for node in nodes if nodes is not None else self.c.node_names:
@@ -251,7 +253,7 @@ class Ops:
         with contextlib.suppress(FileNotFoundError):
             Path(ctl.socket).unlink()
         argv = [sys.executable, "-m", "spdkvirt.cli.main", "controller", "--store", self.c.store_url]
-        argv += ["--name", name, "--api-socket", ctl.socket]
+        argv += ["--name", name, "--api-socket", ctl.socket, *self.controller_extra]
         env = {CRASH_ENV: crash_at} if crash_at else {CRASH_ENV: ""}
         self.c.procs.start(name, argv, env=env, group="controllers")
         self.controllers[name] = ctl

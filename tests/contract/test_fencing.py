@@ -6,8 +6,10 @@ target's UNIX socket instead.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,13 +46,22 @@ async def export_volumes(spdk: SpdkClient, port: int, iscsi_port: int) -> None:
     await spdk.call("nvmf_subsystem_add_listener", {"nqn": "nqn.2016-06.io.spdk:other", "listen_address": other})
 
 
-def node_for(tp: TargetProcess, method: str) -> tuple[Node, fencing.ClientFactory]:
+def node_for(tp: TargetProcess, method: str) -> tuple[Node, dict[str, Any]]:
+    """The node, and how fencing reaches its target here: its UNIX socket, no SSH."""
     node = Node("n1", "127.0.0.1", state="down", fence=Fence("ssh://root@127.0.0.1/ignored.sock", method))
 
     def client(url: str, timeout: float) -> SpdkClient:
         return SpdkClient(tp.socket_path, timeout=timeout, connect_timeout=timeout)
 
-    return node, client
+    async def probe(url: str, within: float) -> str | None:
+        try:
+            _reader, writer = await asyncio.open_unix_connection(tp.socket_path)
+        except (ConnectionRefusedError, FileNotFoundError) as e:
+            return str(e)
+        writer.close()
+        return None
+
+    return node, {"client": client, "probe": probe}
 
 
 async def listeners(spdk: SpdkClient) -> dict[str, int]:
@@ -61,15 +72,15 @@ async def test_listeners_method_removes_volume_exports_only(start_target: Callab
     tp = start_target("a")
     async with SpdkClient(tp.socket_path, timeout=30) as spdk:
         await export_volumes(spdk, free_port(), free_port())
-        node, client = node_for(tp, "listeners")
-        out = await fencing.fence(node, within=10, client=client)
+        node, how = node_for(tp, "listeners")
+        out = await fencing.fence(node, within=10, **how)
         assert out.ok, out.detail
         assert "2 NVMe-oF volume listener(s) removed, 2 iSCSI target node(s) removed" in out.detail
         got = await listeners(spdk)
         assert all(got[names.volume_nqn(v)] == 0 for v in VOLUMES)
         assert got["nqn.2016-06.io.spdk:other"] == 1
         assert await spdk.call("iscsi_get_target_nodes") == []
-        again = await fencing.fence(node, within=10, client=client)  # nothing left to do: still fenced
+        again = await fencing.fence(node, within=10, **how)  # nothing left to do: still fenced
         assert again.ok and "0 NVMe-oF" in again.detail
 
 
@@ -77,8 +88,8 @@ async def test_ana_method_sets_inaccessible(start_target: Callable[[str], Target
     tp = start_target("a")
     async with SpdkClient(tp.socket_path, timeout=30) as spdk:
         await export_volumes(spdk, free_port(), free_port())
-        node, client = node_for(tp, "ana")
-        out = await fencing.fence(node, within=10, client=client)
+        node, how = node_for(tp, "ana")
+        out = await fencing.fence(node, within=10, **how)
         assert out.ok, out.detail
         got = await listeners(spdk)
         assert got[names.volume_nqn("v2")] == 0  # no ANA reporting there: listener removed
@@ -88,11 +99,11 @@ async def test_ana_method_sets_inaccessible(start_target: Callable[[str], Target
 
 async def test_stop_method_kills_the_target(start_target: Callable[[str], TargetProcess]) -> None:
     tp = start_target("a")
-    node, client = node_for(tp, "stop")
-    out = await fencing.fence(node, within=10, client=client)
+    node, how = node_for(tp, "stop")
+    out = await fencing.fence(node, within=10, **how)
     assert out.ok, out.detail
     assert "stopped" in out.detail
-    again = await fencing.fence(node, within=5, client=client)  # nothing listens: not serving
+    again = await fencing.fence(node, within=5, **how)  # nothing listens: not serving
     assert again.ok and "not running" in again.detail
 
 
@@ -102,7 +113,10 @@ async def test_unreachable_is_not_fenced(tmp_path: Path) -> None:
     def client(url: str, timeout: float) -> SpdkClient:
         raise OSError("ssh: connect to 127.0.0.1:22: network unreachable")
 
-    out = await fencing.fence(node, within=2, client=client)
+    async def probe(url: str, within: float) -> str | None:
+        raise OSError("ssh: connect to 127.0.0.1:22: network unreachable")
+
+    out = await fencing.fence(node, within=2, client=client, probe=probe)
     assert not out.ok and "unreachable" in out.detail
 
 

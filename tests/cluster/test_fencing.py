@@ -1,0 +1,164 @@
+"""Out-of-band fencing over SSH: a node whose agent dies while its SPDK keeps serving is fenced
+before its volumes are served elsewhere, and a node that cannot be fenced keeps its volumes.
+
+Three nodes in network namespaces, each with a real sshd on its own address (its forced socket is
+the node's SPDK socket); every agent registers ``--fence-url ssh://root@<node>/<spdk socket>``; the
+controller, in the root namespace, logs in with the sshds' keys and checks their host keys against
+their known_hosts files. Only the agent is killed: the node's SPDK target goes on running and
+would go on serving its volume exports if nobody fenced it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spdkvirt.model import names
+from tests.cluster.cluster_ops import Ops, State, until
+from tests.cluster.harness import Cluster, MiB
+from tests.support.sshd import Sshd, ssh_unavailable_reason
+
+pytestmark = [pytest.mark.etcd, pytest.mark.slow]
+
+Factory = Callable[..., Cluster]
+NODES = ("n1", "n2", "n3")
+VOLUMES = 6
+SETTLE = 90.0
+
+
+@contextlib.asynccontextmanager
+async def fenceable(cluster: Factory, tmp_path: Path) -> AsyncIterator[tuple[Ops, dict[str, Sshd]]]:
+    reason = ssh_unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}: CI must run the fencing tests", pytrace=False)
+        pytest.skip(reason)
+    c = cluster(nodes=NODES, devices=2, device_size=256 * MiB, poll_ms=4)
+    o = Ops(c)
+    sshds: dict[str, Sshd] = {}
+    try:
+        for node in NODES:
+            n = c.node(node)
+            sshds[node] = Sshd.start(tmp_path / f"sshd-{node}", address=n.address, port=22, netns=n.namespace,
+                                     forced_socket=n.spdk_socket)  # fmt: skip
+            o.agent_extra[node] = ["--fence-url", sshds[node].url(n.spdk_socket), "--fence-method", "listeners"]
+            o.controller_extra += ["--ssh-identity", str(sshds[node].key_path)]
+            o.controller_extra += ["--ssh-known-hosts", str(sshds[node].known_hosts)]
+        o.controller_extra += ["--fence-timeout", "5"]
+        o.start_agents()
+        o.start_controller("ctl1")
+        await o.wait_leader("ctl1")
+        await o.wait_registered(NODES)
+        await o.create_volumes(VOLUMES, sizes=(16, 24))
+        await o.settled(lambda: o.redundancy_problems(NODES), within=SETTLE, what="new volumes healthy")
+        await o.export_all()
+        await o.write_patterns()
+        yield o, sshds
+    finally:
+        for s in sshds.values():
+            s.stop()
+        await o.close_store()
+        o.close()
+
+
+def busiest_owner(st: State) -> tuple[str, list[str]]:
+    owned: dict[str, list[str]] = {}
+    for v in st.volumes.values():
+        owned.setdefault(v.owner, []).append(v.name)
+    node = max(sorted(owned), key=lambda n: len(owned[n]))
+    return node, sorted(owned[node])
+
+
+async def volume_listeners(o: Ops, node: str) -> dict[str, int]:
+    subsystems = await o.spdk_call(node, "nvmf_get_subsystems")
+    return {s["nqn"]: len(s["listen_addresses"]) for s in subsystems if s["nqn"].startswith(names.VOLUME_NQN_PREFIX)}
+
+
+def kill_agent(o: Ops, node: str) -> None:
+    o.c.procs.child(f"{node}-agent").signal_group(signal.SIGKILL)
+
+
+def fencing_of(st: State, node: str, since: int) -> list[dict[str, Any]]:
+    out = []
+    for e in sorted(st.epochs, key=lambda e: e["number"]):
+        if e["number"] > since and node in e.get("fencing", {}):
+            out.append(dict(e["fencing"][node], epoch=e["number"], remapped_at=e.get("remapped_at")))
+    return out
+
+
+async def test_agent_gone_node_is_fenced_over_ssh_before_its_volumes_move(cluster: Factory, tmp_path: Path) -> None:
+    async with fenceable(cluster, tmp_path) as (o, _sshds):
+        before = await o.state()
+        victim, owned = busiest_owner(before)
+        served = await volume_listeners(o, victim)
+        assert all(served.get(names.volume_nqn(v)) for v in owned), f"{victim} does not serve {owned}: {served}"
+
+        kill_agent(o, victim)  # its SPDK target goes on running, exports and all
+
+        async def moved() -> State | None:
+            st = await o.state()
+            if st.open_epochs() or any(st.volumes[v].owner == victim for v in owned):
+                return None
+            return st
+
+        after = await until(moved, within=SETTLE, what=f"volumes of {victim} owned elsewhere")
+        assert o.c.sim_alive(victim)
+        [fence] = fencing_of(after, victim, before.last_epoch)
+        assert fence["ok"] and fence["method"] == "listeners", fence
+        assert fence["at"] <= fence["remapped_at"], f"mappings written before the fencing: {fence}"
+        status = after.nodes[victim]["fence_status"]
+        assert status["ok"] and status["epoch"] == fence["epoch"]
+        print(f"timing: fencing {victim} over SSH took {fence['ms']} ms: {fence['detail']}")
+
+        left = await volume_listeners(o, victim)  # SPDK there still runs, but serves none of them
+        assert not any(left.values()), f"{victim} still has volume listeners: {left}"
+        await o.settled(lambda: o.pattern_problems(owned), within=SETTLE, what="data read from the new owners")
+
+
+async def test_a_node_that_cannot_be_fenced_keeps_its_volumes(cluster: Factory, tmp_path: Path) -> None:
+    async with fenceable(cluster, tmp_path) as (o, sshds):
+        before = await o.state()
+        victim, owned = busiest_owner(before)
+        n = o.c.node(victim)
+        sshds[victim].stop()  # SSH to the node fails from now on
+        kill_agent(o, victim)
+
+        async def refused() -> list[dict[str, Any]] | None:
+            tries = fencing_of(await o.state(), victim, before.last_epoch)
+            return tries if tries and not tries[-1]["ok"] else None
+
+        failed = await until(refused, within=SETTLE, what=f"a failed fencing of {victim} recorded")
+        assert failed[-1]["method"] == "listeners"
+        held_since = time.monotonic()
+        while time.monotonic() - held_since < 3.0:  # its volumes stay put: never served twice
+            st = await o.state()
+            assert all(st.volumes[v].owner == victim for v in owned), "volumes moved off an unfenced node"
+            assert not st.nodes[victim]["fence_status"]["ok"]
+            await asyncio.sleep(0.2)
+        still = await volume_listeners(o, victim)  # and its SPDK still serves them: nobody else does
+        assert all(still.get(names.volume_nqn(v)) for v in owned), still
+
+        sshds[victim] = Sshd.start(tmp_path / f"sshd-{victim}", address=n.address, port=22, netns=n.namespace,
+                                   forced_socket=n.spdk_socket)  # fmt: skip
+
+        async def fenced_and_moved() -> list[dict[str, Any]] | None:
+            st = await o.state()
+            tries = fencing_of(st, victim, before.last_epoch)
+            if st.open_epochs() or any(st.volumes[v].owner == victim for v in owned):
+                return None
+            return tries
+
+        tries = await until(fenced_and_moved, within=SETTLE, what=f"{victim} fenced once SSH works again")
+        assert tries[-1]["ok"], tries
+        assert all(not t["ok"] for t in tries[:-1])
+        left = await volume_listeners(o, victim)
+        assert not any(left.values()), left
+        await o.settled(lambda: o.pattern_problems(owned), within=SETTLE, what="data read from the new owners")
