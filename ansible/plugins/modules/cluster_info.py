@@ -19,7 +19,6 @@ author:
 extends_documentation_fragment:
   - spdkvirt.cluster.api
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.info_module
 attributes:
   check_mode:
     support: full

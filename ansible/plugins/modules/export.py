@@ -64,12 +64,10 @@ options:
           - Keyring name of the host key.
         type: str
         required: true
-        no_log: false
       ctrlr_key:
         description:
           - Keyring name of the controller key, for bidirectional authentication.
         type: str
-        no_log: false
   initiators:
     description:
       - iSCSI initiator names allowed to connect, or V(ANY) (O(protocol=iscsi) only).
