@@ -225,6 +225,7 @@ class Ops:
         self._store: Store | None = None
         self._cancel = on_exit(self._remove_dir)
         self.agent_extra: dict[str, list[str]] = {}  # node -> more agent options
+        self.agent_spdk: dict[str, str] = {}  # node -> the SPDK address its agent uses, if not the socket
         self.controller_extra: list[str] = []  # more options for every controller
 
     # ---- processes -------------------------------------------------------------------------
@@ -238,7 +239,8 @@ class Ops:
     def agent_argv(self, node: str) -> list[str]:
         n = self.c.node(node)
         argv = [sys.executable, "-m", "spdkvirt.cli.main", "agent", "--node-id", n.name]
-        argv += ["--spdk-socket", n.spdk_socket, "--store", self.c.store_url, "--address", n.address]
+        argv += ["--spdk-socket", self.agent_spdk.get(node, n.spdk_socket), "--store", self.c.store_url]
+        argv += ["--address", n.address]
         for d in n.devices:
             argv += ["--device", f"{self.device_id(node, d.id)}={d.path}"]
         return [*argv, *self.agent_extra.get(node, ())]

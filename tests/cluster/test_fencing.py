@@ -5,7 +5,8 @@ Three nodes in network namespaces, each with a real sshd on its own address (its
 the node's SPDK socket); every agent registers ``--fence-url ssh://root@<node>/<spdk socket>``; the
 controller, in the root namespace, logs in with the sshds' keys and checks their host keys against
 their known_hosts files. Only the agent is killed: the node's SPDK target goes on running and
-would go on serving its volume exports if nobody fenced it.
+would go on serving its volume exports if nobody fenced it. Node n3's agent talks to its own SPDK
+over SSH as well.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ async def fenceable(cluster: Factory, tmp_path: Path) -> AsyncIterator[tuple[Ops
             o.controller_extra += ["--ssh-identity", str(sshds[node].key_path)]
             o.controller_extra += ["--ssh-known-hosts", str(sshds[node].known_hosts)]
         o.controller_extra += ["--fence-timeout", "5"]
+        # n3's agent itself reaches its SPDK over SSH (its own sshd): ssh:// works wherever a socket does
+        s3 = sshds["n3"]
+        o.agent_spdk["n3"] = s3.url(c.node("n3").spdk_socket)
+        o.agent_extra["n3"] += ["--ssh-identity", str(s3.key_path), "--ssh-known-hosts", str(s3.known_hosts)]
         o.start_agents()
         o.start_controller("ctl1")
         await o.wait_leader("ctl1")
@@ -97,6 +102,7 @@ def fencing_of(st: State, node: str, since: int) -> list[dict[str, Any]]:
 async def test_agent_gone_node_is_fenced_over_ssh_before_its_volumes_move(cluster: Factory, tmp_path: Path) -> None:
     async with fenceable(cluster, tmp_path) as (o, _sshds):
         before = await o.state()
+        assert before.nodes["n3"]["spdk"].startswith("ssh://"), before.nodes["n3"]
         victim, owned = busiest_owner(before)
         served = await volume_listeners(o, victim)
         assert all(served.get(names.volume_nqn(v)) for v in owned), f"{victim} does not serve {owned}: {served}"
