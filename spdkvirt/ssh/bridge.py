@@ -1,11 +1,13 @@
-"""An SSH channel as asyncio streams.
+"""An SSH channel as asyncio streams, driven from the event loop itself.
 
-The event loop gets one end of a socketpair; two threads per channel copy bytes between the other
-end and the channel (paramiko's channels are blocking objects driven by its own transport thread).
-Either side closing closes the other: the loop's writer closed -> the channel is closed; the
-channel at EOF (remote socket closed, command ended, SSH connection lost) -> the loop sees EOF, or,
-when a remote command failed (socat finding no socket, say), that failure as an `SshError` raised
-by the reader, with the command's exit status and stderr.
+paramiko's transport thread receives packets into the channel's buffer and signals a pipe
+(`Channel.fileno()`); the loop watches that pipe and takes what is buffered, and writes go straight
+into the channel without blocking (`timeout 0`): the only thread between the loop and the TCP socket
+is paramiko's own. When the peer's window is full, what is left waits in a buffer (reported by
+`get_write_buffer_size`, so `drain()` waits too) and is retried every millisecond until the window
+opens. EOF from the channel (remote socket closed, command ended, SSH connection lost) reaches the
+reader as EOF or, when a remote command failed (socat finding no socket, say), as an `SshError`
+naming its exit status and stderr.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import threading
 
 import paramiko
@@ -26,83 +27,242 @@ Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 CHUNK = 256 * 1024
 STATUS_WAIT_S = 0.5
+WINDOW_RETRY_S = 0.001
+HIGH_WATER = 256 * 1024
+PACKET = 32 * 1024  # paramiko sends at most one packet (max 32 KiB) per send()
 _ERRORS = (OSError, EOFError, paramiko.SSHException)
 
 
 async def channel_streams(chan: paramiko.Channel, name: str) -> Streams:
     """(reader, writer) for the running loop, connected to `chan` until either side closes."""
-    ours, theirs = socket.socketpair()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**16, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     try:
-        reader, writer = await asyncio.open_unix_connection(sock=ours)
+        transport = ChannelTransport(loop, chan, protocol, name)
     except BaseException:
-        ours.close()
-        theirs.close()
         chan.close()
         raise
-    _Pump(chan, theirs, name, reader, asyncio.get_running_loop()).start()
-    return reader, writer
+    await transport.started
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
 
-class _Pump:
+class ChannelTransport(asyncio.Transport):
+    """An asyncio transport over one paramiko channel; all methods run on the loop's thread."""
+
     def __init__(
-        self,
-        chan: paramiko.Channel,
-        sock: socket.socket,
-        name: str,
-        reader: asyncio.StreamReader,
-        loop: asyncio.AbstractEventLoop,
+        self, loop: asyncio.AbstractEventLoop, chan: paramiko.Channel, protocol: asyncio.Protocol, name: str
     ) -> None:
-        self.chan = chan
-        self.sock = sock
-        self.name = name
-        self.reader = reader
-        self.loop = loop
-        self.closing = threading.Event()
-        self.down = threading.Thread(target=self.channel_to_socket, name=f"ssh-down {name}", daemon=True)
-        self.up = threading.Thread(target=self.socket_to_channel, name=f"ssh-up {name}", daemon=True)
+        super().__init__(extra={"peername": name, "channel": chan})
+        self._loop = loop
+        self._chan = chan
+        self._protocol = protocol
+        self._name = name
+        self._fd = chan.fileno()
+        chan.settimeout(0.0)
+        self._out = bytearray()
+        self._retry: asyncio.TimerHandle | None = None
+        self._stderr = bytearray()
+        self._reading = True
+        self._eof = False
+        self._closing = False
+        self._lost = False
+        self._write_paused = False
+        self._high = HIGH_WATER
+        self._low = HIGH_WATER // 4
+        self.started: asyncio.Future[None] = loop.create_future()
+        loop.call_soon(self._start)
 
-    def start(self) -> None:
-        self.down.start()
-        self.up.start()
+    # -- lifecycle ---------------------------------------------------------------------------------
 
-    def channel_to_socket(self) -> None:
-        try:
-            while data := self.chan.recv(CHUNK):
-                self.sock.sendall(data)
-        except _ERRORS:
-            pass
-        finally:
-            if not self.closing.is_set():
-                self.report_end()
-            with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_WR)
+    def _start(self) -> None:
+        self._protocol.connection_made(self)
+        if not self._closing:
+            self._loop.add_reader(self._fd, self._read_ready)
+        self.started.set_result(None)
 
-    def socket_to_channel(self) -> None:
-        try:
-            while data := self.sock.recv(CHUNK):
-                self.chan.sendall(data)
-        except _ERRORS:
-            pass
-        finally:
-            self.closing.set()
-            self.chan.close()
-            self.down.join()
-            self.sock.close()
+    def _stop_reading(self) -> None:
+        if self._reading and not self._eof:
+            self._loop.remove_reader(self._fd)
+        self._reading = False
 
-    def report_end(self) -> None:
-        """The remote end finished first: a failed command's status and stderr reach the reader."""
-        chan = self.chan
-        status = chan.recv_exit_status() if chan.status_event.wait(STATUS_WAIT_S) else -1
-        err = b""
-        with contextlib.suppress(*_ERRORS):
-            while chan.recv_stderr_ready():
-                err += chan.recv_stderr(CHUNK)
-        text = err.decode(errors="replace").strip()
-        if status in (-1, 0) and not text:
-            log.info("ssh_channel_ended name=%s", self.name)
+    def _connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:
             return
-        log.warning("ssh_channel_ended name=%s exit_status=%s stderr=%.500s", self.name, status, text)
+        self._lost = True
+        if self._retry is not None:
+            self._retry.cancel()
+        self._stop_reading()
+        self._loop.remove_reader(self._fd)
+        self._chan.close()
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            self._protocol = asyncio.Protocol()
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def _read_ready(self) -> None:
+        chan = self._chan
+        try:
+            data = chan.recv(CHUNK)
+        except TimeoutError:
+            # the pipe also signals stderr: keep it for the report and stop it waking us
+            with contextlib.suppress(*_ERRORS):
+                while chan.recv_stderr_ready():
+                    self._stderr += chan.recv_stderr(CHUNK)
+            return
+        except _ERRORS as exc:
+            self._fatal(exc)
+            return
+        if data:
+            self._protocol.data_received(data)
+            return
+        self._eof = True
+        self._loop.remove_reader(self._fd)
+        if self._closing:
+            return
+        threading.Thread(target=self._await_status, name=f"ssh-status {self._name}", daemon=True).start()
+
+    def _await_status(self) -> None:
+        """Off the loop: the remote end finished; wait briefly for the exit status the server may send."""
+        chan = self._chan
+        status = chan.recv_exit_status() if chan.status_event.wait(STATUS_WAIT_S) else -1
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._remote_finished, status)
+
+    def _remote_finished(self, status: int) -> None:
+        if self._lost:
+            return
+        with contextlib.suppress(*_ERRORS):
+            while self._chan.recv_stderr_ready():
+                self._stderr += self._chan.recv_stderr(CHUNK)
+        text = self._stderr.decode(errors="replace").strip()
         if status not in (-1, 0):
-            failure = SshError(f"{self.name}: remote command exited with status {status}: {text or 'no output'}")
-            with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(self.reader.set_exception, failure)
+            log.warning("ssh_channel_ended name=%s exit_status=%s stderr=%.500s", self._name, status, text)
+            self._fatal(SshError(f"{self._name}: remote command exited with status {status}: {text or 'no output'}"))
+            return
+        log.info("ssh_channel_ended name=%s stderr=%.500s", self._name, text)
+        if not self._protocol.eof_received():
+            self.close()
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing or self._lost:
+            return
+        if not data:
+            return
+        if self._out:
+            self._out += data
+        else:
+            sent = self._send(memoryview(data))
+            if sent < 0:
+                return
+            if sent < len(data):
+                self._out += memoryview(data)[sent:]
+        if self._out and self._retry is None:
+            self._retry = self._loop.call_later(WINDOW_RETRY_S, self._flush)
+        self._maybe_pause()
+
+    def _send(self, data: memoryview) -> int:
+        """Bytes sent without blocking (-1: the channel failed and the transport is going down)."""
+        sent = 0
+        try:
+            while sent < len(data):
+                n = self._chan.send(bytes(data[sent : sent + PACKET]))
+                if n == 0:
+                    raise SshError(f"{self._name}: channel closed for writing")
+                sent += n
+        except TimeoutError:
+            pass
+        except _ERRORS as exc:
+            self._fatal(exc)
+            return -1
+        return sent
+
+    def _flush(self) -> None:
+        self._retry = None
+        if self._lost:
+            return
+        sent = self._send(memoryview(self._out))
+        if sent < 0:
+            return
+        del self._out[:sent]
+        if self._out:
+            self._retry = self._loop.call_later(WINDOW_RETRY_S, self._flush)
+            return
+        self._maybe_resume()
+        if self._closing:
+            self._loop.call_soon(self._connection_lost, None)
+
+    def _maybe_pause(self) -> None:
+        if not self._write_paused and len(self._out) > self._high:
+            self._write_paused = True
+            self._protocol.pause_writing()
+
+    def _maybe_resume(self) -> None:
+        if self._write_paused and len(self._out) <= self._low:
+            self._write_paused = False
+            self._protocol.resume_writing()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        if self._out:
+            raise RuntimeError("write_eof with data still buffered")
+        self._chan.shutdown_write()
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._out)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._low, self._high
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._high = HIGH_WATER if high is None else high
+        self._low = self._high // 4 if low is None else low
+        self._maybe_pause()
+
+    # -- the rest of asyncio.Transport -------------------------------------------------------------
+
+    def is_reading(self) -> bool:
+        return self._reading and not self._closing
+
+    def pause_reading(self) -> None:
+        if self._reading and not self._closing:
+            self._stop_reading()
+
+    def resume_reading(self) -> None:
+        if not self._reading and not self._closing:
+            self._reading = True
+            if not self._eof:
+                self._loop.add_reader(self._fd, self._read_ready)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._stop_reading()
+        if not self._out:
+            self._loop.call_soon(self._connection_lost, None)
+
+    def abort(self) -> None:
+        self._closing = True
+        self._out.clear()
+        self._loop.call_soon(self._connection_lost, None)
+
+    def _fatal(self, exc: Exception) -> None:
+        self._closing = True
+        self._out.clear()
+        self._loop.call_soon(self._connection_lost, exc if isinstance(exc, OSError) else SshError(str(exc)))
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol  # type: ignore[assignment]
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 
 import pytest
 
 from spdkvirt.spdk.client import SpdkClient
 from spdkvirt.spdk.errors import SpdkConnectError, SpdkConnectionLost
+from spdkvirt.ssh.bridge import channel_streams
+from spdkvirt.ssh.connection import connection
 from spdkvirt.ssh.options import set_default_options
 from spdkvirt.ssh.transport import SshTransport
+from spdkvirt.ssh.url import parse_ssh_url
 from tests.ssh.conftest import needs_sshd, options_for
 from tests.support.sshd import Sshd
 from tests.support.targets import TargetProcess
@@ -86,14 +88,49 @@ async def test_clients_share_one_ssh_connection(sshd: Sshd, sim: TargetProcess) 
     assert logins(sshd) == 1
 
 
-async def test_closing_ends_the_pump_threads(sshd: Sshd, sim: TargetProcess) -> None:
-    client = client_for(sshd, sim, "forced-key")
-    await client.call("spdk_get_version")
-    assert any(t.name.startswith("ssh-up ") for t in threading.enumerate())
-    await client.close()
-    async with asyncio.timeout(5):
-        while any(t.name.startswith(("ssh-up ", "ssh-down ")) for t in threading.enumerate()):  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+async def test_closing_closes_the_channel(sshd: Sshd, sim: TargetProcess) -> None:
+    transport = SshTransport.from_url(sshd.url(sim.socket_path), options_for(sshd, forced=True))
+    reader, writer = await transport.open()
+    chan = writer.get_extra_info("channel")
+    writer.write(b'{"jsonrpc":"2.0","method":"spdk_get_version","id":1}')
+    assert b"version" in await reader.read(65536)
+    writer.close()
+    await writer.wait_closed()
+    assert chan.closed
+
+
+async def test_remote_close_is_eof(sshd: Sshd, sim: TargetProcess) -> None:
+    async with client_for(sshd, sim, "streamlocal") as client:
+        await client.call("spdk_get_version")
+        with pytest.raises(SpdkConnectionLost, match="closed by the server"):
+            await client.call("sim_drop_connections")
+        async with asyncio.timeout(10):
+            while client.connected:  # noqa: ASYNC110 - nothing to wait on but the client's state
+                await asyncio.sleep(0.01)
+        assert "version" in await client.call("spdk_get_version")
+        assert client.connections_opened == 2
+    assert logins(sshd) == 1
+
+
+async def test_megabytes_both_ways_through_a_full_window(sshd: Sshd) -> None:
+    conn = await connection(parse_ssh_url(sshd.url()), options_for(sshd))
+    chan = conn.transport.open_session(timeout=5)
+    chan.exec_command("cat")
+    reader, writer = await channel_streams(chan, "cat")
+    payload = bytes(range(256)) * (8 * 4096)  # 8 MiB, four times the channel window
+
+    async def send() -> None:
+        for i in range(0, len(payload), 1 << 20):
+            writer.write(payload[i : i + (1 << 20)])
+            await writer.drain()
+        writer.write_eof()
+
+    sending = asyncio.create_task(send())
+    got = await asyncio.wait_for(reader.read(-1), 60)
+    await sending
+    assert got == payload
+    writer.close()
+    await writer.wait_closed()
 
 
 async def test_forced_command_failure_is_reported(sshd: Sshd, tmp_path: Path) -> None:
