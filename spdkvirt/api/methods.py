@@ -195,7 +195,7 @@ class StoreReadSide:
                 "alive": n["node_id"] in alive,
                 "devices": devices.get(n["node_id"], 0),
             }
-            | ({"spdk": n["spdk"]} if "spdk" in n else {})
+            | {k: n[k] for k in ("spdk", "reason", "fence", "fence_status") if k in n}
             for n in await self._values(keys.prefix("node"))
         ]
 

@@ -81,12 +81,24 @@ EXPORT_COLUMNS: list[Column] = [
         ),
     ),
 ]
+
+
+def _fencing(node: Mapping[str, Any]) -> str:
+    """How the node is fenced out of band, and how its last fencing went."""
+    fence, status = node.get("fence"), node.get("fence_status")
+    shown = fence["method"] if fence else "-"
+    if status:
+        shown += " (fenced)" if status.get("ok") else f" (FAILED: {status.get('detail', '')[:60]})"
+    return shown
+
+
 NODE_COLUMNS: list[Column] = [
     ("NODE", field("node_id")),
     ("ADDRESS", field("address")),
     ("STATE", field("state")),
     ("ALIVE", field("alive")),
     ("DEVICES", field("devices")),
+    ("FENCING", _fencing),
 ]
 DEVICE_COLUMNS: list[Column] = [
     ("NODE", field("node")),
