@@ -74,8 +74,8 @@ def read_token(path):
         st = os.stat(path)
         with open(path, 'rb') as f:
             raw = f.read(4097)
-    except (IOError, OSError) as e:
-        raise ApiUnreachable('api_token_file %s: %s' % (path, to_native(e.strerror or e)))
+    except OSError as e:
+        raise ApiUnreachable('api_token_file %s: %s' % (path, to_native(e.strerror or e))) from None
     if st.st_mode & 0o077:
         raise ApiUnreachable('api_token_file %s is accessible by group or others (mode %04o): chmod 600 it'
                              % (path, st.st_mode & 0o7777))
@@ -87,13 +87,13 @@ def read_token(path):
 
 def unix_path(url):
     """The socket path of a UNIX endpoint, or None for an HTTP(S) one."""
-    if url.startswith('/') or url.startswith('.'):
+    if url.startswith(('/', '.')):
         return url
     if url.startswith('unix://'):
         return url[len('unix://'):]
     if url.startswith('unix:'):
         return url[len('unix:'):]
-    if url.startswith('http://') or url.startswith('https://'):
+    if url.startswith(('http://', 'https://')):
         return None
     raise ApiUnreachable('api_url %s: use unix:/path, /path, http://host:port or https://host:port' % url)
 
@@ -186,7 +186,7 @@ class ApiClient(object):
         try:
             answer = json.loads(to_text(raw, errors='surrogate_or_strict'))
         except ValueError as e:
-            raise ApiUnreachable('the answer is not JSON: %s' % to_native(e))
+            raise ApiUnreachable('the answer is not JSON: %s' % to_native(e)) from None
         if not isinstance(answer, dict):
             raise ApiUnreachable('the answer is not a JSON-RPC response')
         if 'error' in answer:
@@ -215,9 +215,9 @@ class ApiClient(object):
                     if _decode_one(buf) is not None:
                         return buf
             except socket.timeout:
-                raise ApiUnreachable('no answer within %d s' % timeout)
-            except (IOError, OSError) as e:
-                raise ApiUnreachable(to_native(e.strerror or e))
+                raise ApiUnreachable('no answer within %d s' % timeout) from None
+            except OSError as e:
+                raise ApiUnreachable(to_native(e.strerror or e)) from None
         finally:
             sock.close()
 
@@ -232,14 +232,14 @@ class ApiClient(object):
             return resp.read(MAX_ANSWER + 1)
         except HTTPError as e:
             if e.code == 401:
-                raise ApiUnreachable('the API refused the token (HTTP 401): set api_token or api_token_file')
-            raise ApiUnreachable('HTTP %s %s' % (e.code, to_native(e.reason)))
+                raise ApiUnreachable('the API refused the token (HTTP 401): set api_token or api_token_file') from None
+            raise ApiUnreachable('HTTP %s %s' % (e.code, to_native(e.reason))) from None
         except URLError as e:
-            raise ApiUnreachable(to_native(e.reason))
+            raise ApiUnreachable(to_native(e.reason)) from None
         except socket.timeout:
-            raise ApiUnreachable('no answer within %d s' % timeout)
-        except (IOError, OSError) as e:
-            raise ApiUnreachable(to_native(e))
+            raise ApiUnreachable('no answer within %d s' % timeout) from None
+        except OSError as e:
+            raise ApiUnreachable(to_native(e)) from None
 
 
 def field_of(error, names=None):

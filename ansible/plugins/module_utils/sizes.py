@@ -49,7 +49,7 @@ def parse_size(text):
     try:
         value = Decimal(number) * factor
     except InvalidOperation:
-        raise SizeError('bad size %r' % (text,))
+        raise SizeError('bad size %r' % (text,)) from None
     if value != value.to_integral_value():
         raise SizeError('bad size %r: not a whole number of bytes' % (text,))
     return int(value)

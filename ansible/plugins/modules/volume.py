@@ -195,8 +195,8 @@ def wait_healthy(module, client, name, timeout):
         if volume.get('state') == 'healthy':
             return volume
         time.sleep(1)
-    module.fail_json(msg='volume %s is not healthy after %d s (state: %s)' % (name, timeout, volume and volume.get('state')),
-                     volume=volume)
+    state = volume.get('state') if volume else None
+    module.fail_json(msg='volume %s is not healthy after %d s (state: %s)' % (name, timeout, state), volume=volume)
 
 
 class VolumeModule(object):
