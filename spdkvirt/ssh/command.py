@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import paramiko
 
-from .connection import SshConnection, get_connection
+from .connection import SshConnection, drop, get_connection
 from .errors import ChannelOpenRefused, CommandTimeout, SshError
 from .options import SshOptions, default_options
 from .url import SshTarget, parse_ssh_url
@@ -101,6 +101,7 @@ def _session(conn: SshConnection, timeout: float) -> paramiko.Channel:
             reason=exc.text,
         ) from None  # fmt: skip
     except (paramiko.SSHException, EOFError) as exc:
+        drop(conn)  # timed out or broken: the next command logs in afresh
         raise SshError(f"{conn.login}: could not open a session channel: {exc}") from exc
 
 

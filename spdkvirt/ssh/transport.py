@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import paramiko
 
 from .bridge import Streams, channel_streams
-from .connection import SshConnection, connection
+from .connection import SshConnection, connection, drop
 from .errors import ChannelOpenRefused, SocketUnreachable, SshError
 from .options import SshOptions, default_options
 from .streamlocal import open_streamlocal
@@ -54,11 +54,36 @@ class SshTransport:
     async def open(self) -> Streams:
         options = self.options if self.options is not None else default_options()
         conn = await connection(self.target, options)
-        chan, how = await asyncio.to_thread(open_socket_channel, conn, self.target, options.connect_timeout)
+        opening = asyncio.get_running_loop().run_in_executor(
+            None, _open_or_drop, conn, self.target, options.connect_timeout
+        )
+        try:
+            chan, how = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_abandoned)
+            raise
         return await channel_streams(chan, f"{self} ({how})")
 
     def __str__(self) -> str:
         return self.target.url()
+
+
+def _open_or_drop(conn: SshConnection, target: SshTarget, timeout: float) -> tuple[paramiko.Channel, str]:
+    """`open_socket_channel`, replacing a connection that could not even be asked (timed out, broken)."""
+    try:
+        return open_socket_channel(conn, target, timeout)
+    except (ChannelOpenRefused, SocketUnreachable):
+        raise
+    except SshError as exc:
+        log.info("ssh_connection_dropped login=%s reason=%s", conn.login, exc)
+        drop(conn)
+        raise
+
+
+def _close_abandoned(opening: asyncio.Future[tuple[paramiko.Channel, str]]) -> None:
+    """A channel that opened after its opener gave up is closed, not leaked."""
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result()[0].close()
 
 
 def open_socket_channel(conn: SshConnection, target: SshTarget, timeout: float) -> tuple[paramiko.Channel, str]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from spdkvirt.spdk.client import SpdkClient
-from spdkvirt.spdk.errors import SpdkConnectError, SpdkConnectionLost
+from spdkvirt.spdk.errors import SpdkConnectError, SpdkConnectionLost, SpdkTimeout
 from spdkvirt.ssh.bridge import channel_streams
 from spdkvirt.ssh.connection import connection
 from spdkvirt.ssh.options import set_default_options
@@ -156,3 +158,36 @@ async def test_address_string_with_process_default_options(sshd: Sshd, sim: Targ
     set_default_options(options_for(sshd))
     async with SpdkClient(sshd.url(sim.socket_path), timeout=10) as client:
         assert "version" in await client.call("spdk_get_version")
+
+
+async def test_auto_says_what_was_tried(sshd: Sshd, tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.sock")
+    transport = SshTransport.from_url(sshd.url(missing), options_for(sshd))
+    async with SpdkClient(transport, timeout=10) as client:
+        with pytest.raises(SpdkConnectionLost) as info:
+            await client.call("spdk_get_version")
+    text = str(info.value)
+    assert "forced after streamlocal was refused" in text and "remote command exited with status 1" in text
+
+
+async def test_a_connection_that_stops_answering_is_replaced(sshd: Sshd, sim: TargetProcess) -> None:
+    async with client_for(sshd, sim, "streamlocal") as client:
+        await client.call("spdk_get_version")
+        hung = sshd.session_pids()
+        for pid in hung:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(SpdkTimeout):
+                await client.call("spdk_get_version", timeout=0.5)
+            async with asyncio.timeout(20):
+                while True:
+                    try:
+                        assert "version" in await client.call("spdk_get_version", timeout=2)
+                        break
+                    except (SpdkConnectError, SpdkTimeout):
+                        await asyncio.sleep(0.05)
+        finally:
+            for pid in hung:
+                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGCONT)
+    assert logins(sshd) == 2
