@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from spdkvirt.ssh.connection import close_connections
 from spdkvirt.ssh.options import SshOptions, set_default_options
 from tests.support.sshd import Sshd, ssh_unavailable_reason
 from tests.support.targets import TargetProcess, make_target
@@ -20,12 +21,7 @@ def fresh_ssh_state() -> Iterator[None]:
     """Every test starts and ends without shared SSH connections or process-wide options."""
     yield
     set_default_options(None)
-    import sys
-
-    if "spdkvirt.ssh.connection" in sys.modules:
-        from spdkvirt.ssh.connection import close_connections
-
-        close_connections()
+    close_connections()
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def test_parse_address(address: str, expected: object) -> None:
         "tcp://:5260",
         "tcp://h:notaport",
         "tcp://h:1/path",
-        "ssh://node1/x",
+        "ssh://node1",
         "http://h:1",
     ],
 )
