@@ -4,7 +4,9 @@ Three simulator-backed nodes (:class:`spdkvirt.local.LocalCluster`) whose leadin
 admin API on ``WORKDIR/api.sock`` and over HTTP on loopback with a bearer token
 (``WORKDIR/api.token``, mode 0600), plus a standby controller's API on ``WORKDIR/standby.sock``: it
 reads the same store but does not lead, so every write there is answered NotLeader. When all is
-ready it prints one line, ``ready {json}`` with the endpoints, and runs until SIGTERM or SIGINT.
+ready it prints one line, ``ready {json}`` with the endpoints, and runs until SIGTERM or SIGINT. With a
+self-signed certificate for 127.0.0.1 (``tests.api.test_http.make_cert``) the leader also serves HTTPS,
+and ``https``/``ca`` are in the line.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import secrets
 import signal
 import sys
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from spdkvirt.api import ApiServer
@@ -24,6 +27,7 @@ from spdkvirt.api.service import StoreIdempotencyLog
 from spdkvirt.controller.master import Master, MasterConfig
 from spdkvirt.controller.service import VolumeService
 from spdkvirt.local import LocalCluster
+from tests.api.test_http import make_cert
 
 NODES = 3
 DEVICE_SIZE = 256 << 20
@@ -52,10 +56,10 @@ async def main(workdir: Path) -> None:
         leading = Dispatcher(VolumeService(master), StoreReadSide(store), idempotency=StoreIdempotencyLog(store))
         standby = Master(store, MasterConfig("standby"))
         idle = Dispatcher(VolumeService(standby), StoreReadSide(store), idempotency=StoreIdempotencyLog(store))
-        async with (
-            ApiServer(leading, http=("127.0.0.1", 0), token_file=token_file) as http,
-            ApiServer(idle, unix_path=workdir / "standby.sock"),
-        ):
+        async with AsyncExitStack() as servers:
+            http = ApiServer(leading, http=("127.0.0.1", 0), token_file=token_file)
+            await servers.enter_async_context(http)
+            await servers.enter_async_context(ApiServer(idle, unix_path=workdir / "standby.sock"))
             ready = {
                 "unix": str(cluster.api_socket.resolve()),
                 "http": f"http://127.0.0.1:{http.http_port}",
@@ -63,6 +67,12 @@ async def main(workdir: Path) -> None:
                 "standby": str((workdir / "standby.sock").resolve()),
                 "nodes": [n.node_id for n in cluster.members],
             }
+            made = make_cert(workdir)
+            if made is not None:
+                cert, key = made
+                https = ApiServer(leading, http=("127.0.0.1", 0), token_file=token_file, cert=cert, key=key)
+                await servers.enter_async_context(https)
+                ready |= {"https": f"https://127.0.0.1:{https.http_port}", "ca": str(cert)}
             print("ready " + json.dumps(ready), flush=True)
             await stop.wait()
 

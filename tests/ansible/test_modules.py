@@ -10,6 +10,7 @@ the modules' interpreter. What the modules report is checked against what the AP
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -18,12 +19,16 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from spdkvirt.api.client import call_sync
 from spdkvirt.api.errors import NotFound
+from spdkvirt.cli.sizes import SizeError, parse_size
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +49,8 @@ class Cluster:
     standby: str
     env: dict[str, str]
     tmp: Path
+    https: str | None = None
+    ca: str | None = None
 
     def api(self, method: str, params: dict[str, Any] | None = None) -> Any:
         return call_sync(self.unix, method, params, timeout=30)
@@ -124,7 +131,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-local"),
             ANSIBLE_REMOTE_TEMP=str(tmp / "ansible-remote"),
         )
-        yield Cluster(ready["unix"], ready["http"], ready["token_file"], ready["standby"], env, tmp)
+        yield Cluster(ready["unix"], ready["http"], ready["token_file"], ready["standby"], env, tmp,
+                      ready.get("https"), ready.get("ca"))  # fmt: skip
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -352,3 +360,63 @@ def test_no_leader_anywhere_fails_clearly(cluster: Cluster) -> None:
     r = cluster.ansible("volume", {"api_url": [cluster.standby], "name": "mv7", "size": "64MiB"})
     assert r.get("failed") is True and "does not lead" in r["msg"], r
     assert cluster.volume("mv7") is None
+
+
+def test_https_with_the_ca_and_certificate_checks(cluster: Cluster) -> None:
+    c = cluster
+    if c.https is None or c.ca is None:
+        pytest.skip("no certificate could be made (neither cryptography nor openssl)")
+    base = {"api_url": [c.https], "api_token_file": c.token_file, "epochs": 0}
+    r = c.ansible("cluster_info", dict(base, ca_path=c.ca))
+    assert r.get("failed") is not True and r["cluster_status"]["nodes"]["up"] == 3, r
+    r = c.ansible("cluster_info", base)
+    assert r.get("failed") is True and "certificate" in r["msg"].lower(), r
+    r = c.ansible("cluster_info", dict(base, validate_certs=False))
+    assert r.get("failed") is not True and len(r["nodes"]) == 3, r
+
+
+def module_sizes() -> ModuleType:
+    """The collection's ``module_utils/sizes.py``, loaded from its file (it needs no Ansible)."""
+    path = REPO / "ansible" / "plugins" / "module_utils" / "sizes.py"
+    spec = importlib.util.spec_from_file_location("collection_sizes", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SIZES = module_sizes()
+UNIT_TEXTS = ["", "b", "B", "k", "K", "Ki", "KiB", "kb", "KB", "M", "MiB", "mb", "g", "G", "GiB", "Gi", "T", "TiB",
+              "p", "PiB", "bi", "x", "Kx", "KiBs", "mm"]  # fmt: skip
+
+
+@given(
+    st.from_regex(r"[0-9]{1,7}(\.[0-9]{1,4})?", fullmatch=True),
+    st.sampled_from(UNIT_TEXTS),
+    st.sampled_from(["", " ", "\t"]),
+    st.sampled_from(["", " ", "\n"]),
+)
+def test_sizes_read_like_the_command_line(number: str, unit: str, inner: str, outer: str) -> None:
+    text = f"{outer}{number}{inner}{unit}{outer}"
+    try:
+        expected: int | None = parse_size(text)
+    except SizeError:
+        expected = None
+    try:
+        got: int | None = SIZES.parse_size(text)
+    except SIZES.SizeError:
+        got = None
+    assert got == expected, text
+
+
+@pytest.mark.parametrize("text", ["64MiB", "10G", "1.5GiB", "4096", " 2 TiB ", "1.5", "12 parsecs", "", "1e6", "-1M"])
+def test_size_examples_read_like_the_command_line(text: str) -> None:
+    try:
+        expected: int | None = parse_size(text)
+    except SizeError:
+        expected = None
+    try:
+        got: int | None = SIZES.parse_size(text)
+    except SIZES.SizeError:
+        got = None
+    assert got == expected

@@ -11,8 +11,13 @@ wants at least 1 MiB, a multiple of 4096 and at most 1 PiB (:func:`check_volume_
 import re
 from decimal import Decimal, InvalidOperation
 
-_POWERS = {'': 0, 'b': 0, 'k': 1, 'm': 2, 'g': 3, 't': 4, 'p': 5}
-_SIZE = re.compile(r'\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$')
+#: the same table as the command line's (spdkvirt/cli/sizes.py)
+UNITS = dict(
+    [('', 1), ('b', 1)]
+    + [(letter + suffix, 1 << (10 * power))
+       for power, letter in enumerate('kmgtp', start=1) for suffix in ('', 'i', 'ib', 'b')]
+)
+_SIZE = re.compile(r'\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*')
 
 MIN_VOLUME = 1 << 20
 MAX_VOLUME = 1 << 50
@@ -23,27 +28,17 @@ class SizeError(ValueError):
     """A size that cannot be read or that the API would refuse."""
 
 
-def _factor(unit):
-    u = unit.lower()
-    if u in ('', 'b'):
-        return 1
-    head, tail = u[:1], u[1:]
-    if head not in _POWERS or tail not in ('', 'i', 'ib', 'b'):
-        return None
-    return 1 << (10 * _POWERS[head])
-
-
 def parse_size(text):
     """Bytes for ``text`` (a str or an int)."""
     if isinstance(text, bool):
         raise SizeError('bad size %r' % (text,))
     if isinstance(text, int):
         return text
-    m = _SIZE.match(str(text))
+    m = _SIZE.fullmatch(str(text))
     if m is None:
         raise SizeError('bad size %r: use bytes or a number with a unit, e.g. 64MiB, 10G or 1.5GiB' % (text,))
     number, unit = m.groups()
-    factor = _factor(unit)
+    factor = UNITS.get(unit.lower())
     if factor is None:
         raise SizeError('bad size %r: unknown unit %r (KiB, MiB, GiB, TiB, PiB)' % (text, unit))
     try:
