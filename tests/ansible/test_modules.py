@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,8 +360,10 @@ def test_playbook_with_module_defaults(cluster: Cluster) -> None:
 
 
 def test_no_leader_anywhere_fails_clearly(cluster: Cluster) -> None:
-    r = cluster.ansible("volume", {"api_url": [cluster.standby], "name": "mv7", "size": "64MiB"})
+    started = time.monotonic()
+    r = cluster.ansible("volume", {"api_url": [cluster.standby], "name": "mv7", "size": "64MiB", "api_timeout": 4})
     assert r.get("failed") is True and "does not lead" in r["msg"], r
+    assert time.monotonic() - started >= 4  # asked again while no leader came
     assert cluster.volume("mv7") is None
 
 

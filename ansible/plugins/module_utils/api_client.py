@@ -68,6 +68,10 @@ class ApiUnreachable(Exception):
     """No endpoint answered the call."""
 
 
+class NoLeader(ApiUnreachable):
+    """Every endpoint answered, and none of them leads (or can serve) now: a new leader may come."""
+
+
 def read_token(path):
     """The token in a file, which must not be readable by group or others."""
     try:
@@ -140,8 +144,9 @@ class ApiClient(object):
     def call(self, method, params=None):
         """One call; its result, or ApiError for an error answer; ApiUnreachable when no endpoint serves.
 
-        Calls whose outcome is unknown, or whose object is busy, are made again until the timeout
-        (writes carry an idempotency key, so a repeated write happens once)."""
+        Calls whose outcome is unknown, or whose object is busy, or that no controller could take
+        because none leads (an election under way), are made again until the timeout (writes carry
+        an idempotency key, so a repeated write happens once)."""
         deadline = time.time() + self.timeout
         delay = 0.2
         while True:
@@ -150,12 +155,16 @@ class ApiClient(object):
             except ApiError as e:
                 if e.code not in RETRY or time.time() + delay > deadline:
                     raise
+            except NoLeader:
+                if time.time() + delay > deadline:
+                    raise
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
     def _call_any(self, method, params, deadline):
         order = self.urls if self.current is None else [self.current] + [u for u in self.urls if u != self.current]
         problems = []
+        unreachable = False
         for url in order:
             left = deadline - time.time()
             if left <= 0:
@@ -165,6 +174,7 @@ class ApiClient(object):
                 result = self._call_one(url, method, params, left)
             except ApiUnreachable as e:
                 problems.append('%s: %s' % (url, to_native(e)))
+                unreachable = True
                 continue
             except ApiError as e:
                 if e.code in MOVE_ON:
@@ -175,7 +185,8 @@ class ApiClient(object):
             self.current = url
             return result
         self.current = None
-        raise ApiUnreachable('no controller of the API served %s: %s' % (method, '; '.join(problems)))
+        error = ApiUnreachable if unreachable or not problems else NoLeader
+        raise error('no controller of the API served %s: %s' % (method, '; '.join(problems)))
 
     def _call_one(self, url, method, params, timeout):
         self._ids += 1
