@@ -39,7 +39,8 @@ options:
     default: true
   api_timeout:
     description:
-      - Seconds a call may take, retries of a call whose outcome is unknown included.
+      - Seconds a call may take, retries included: a call whose outcome is unknown, or whose object is
+        busy, or that no controller takes because none leads (an election under way), is made again.
     type: int
     default: 120
 notes:
