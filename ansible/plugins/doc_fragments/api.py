@@ -39,8 +39,9 @@ options:
     default: true
   api_timeout:
     description:
-      - Seconds a call may take, retries included: a call whose outcome is unknown, or whose object is
-        busy, or that no controller takes because none leads (an election under way), is made again.
+      - Seconds a call may take, retries included.
+      - A call whose outcome is unknown, or whose object is busy, or that no controller takes because
+        none leads (an election under way), is made again until then.
     type: int
     default: 120
 notes:
