@@ -41,7 +41,8 @@ async def channel_streams(chan: paramiko.Channel, name: str) -> Streams:
     try:
         transport = ChannelTransport(loop, chan, protocol, name)
     except BaseException:
-        chan.close()
+        with contextlib.suppress(*_ERRORS):
+            chan.close()
         raise
     await transport.started
     return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
@@ -90,15 +91,18 @@ class ChannelTransport(asyncio.Transport):
         if self._lost:
             return
         self._lost = True
-        if self._retry is not None:
-            self._retry.cancel()
-        self._stop_reading()
-        self._loop.remove_reader(self._fd)
-        self._chan.close()
         try:
-            self._protocol.connection_lost(exc)
+            if self._retry is not None:
+                self._retry.cancel()
+            self._reading = False
+            self._loop.remove_reader(self._fd)
+            with contextlib.suppress(*_ERRORS):  # the connection may be broken already
+                self._chan.close()
         finally:
-            self._protocol = asyncio.Protocol()
+            try:
+                self._protocol.connection_lost(exc)
+            finally:
+                self._protocol = asyncio.Protocol()
 
     # -- reading -----------------------------------------------------------------------------------
 

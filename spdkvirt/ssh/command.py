@@ -8,6 +8,7 @@ out-of-band actions need a key that may run what is asked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import threading
 import time
@@ -89,7 +90,8 @@ def _run(target: SshTarget, options: SshOptions, command: str, stdin: bytes, dea
             raise
         raise SshError(f"{target.login}: running {command!r} failed: {exc}") from exc
     finally:
-        chan.close()
+        with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
+            chan.close()
 
 
 def _session(conn: SshConnection, timeout: float) -> paramiko.Channel:

@@ -8,6 +8,7 @@ async callers go through `connection()`, which does it on a worker thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -47,7 +48,8 @@ class SshConnection:
         return SshTarget(user, host, port).login
 
     def close(self) -> None:
-        self.client.close()
+        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+            self.client.close()
 
 
 _pool: dict[PoolKey, SshConnection] = {}

@@ -13,6 +13,7 @@ shared SSH connection for that login, to the socket path of the URL, by the way 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import shlex
@@ -83,7 +84,8 @@ def _open_or_drop(conn: SshConnection, target: SshTarget, timeout: float) -> tup
 def _close_abandoned(opening: asyncio.Future[tuple[paramiko.Channel, str]]) -> None:
     """A channel that opened after its opener gave up is closed, not leaked."""
     if not opening.cancelled() and opening.exception() is None:
-        opening.result()[0].close()
+        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+            opening.result()[0].close()
 
 
 def open_socket_channel(conn: SshConnection, target: SshTarget, timeout: float) -> tuple[paramiko.Channel, str]:
@@ -130,6 +132,7 @@ def open_forced(transport: paramiko.Transport, path: str, *, timeout: float) -> 
     try:
         chan.exec_command(command)
     except (paramiko.SSHException, OSError, EOFError) as exc:
-        chan.close()
+        with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
+            chan.close()
         raise SshError(f"server refused to run {command!r}: {exc}") from exc
     return chan

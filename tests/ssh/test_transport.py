@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from spdkvirt.spdk.client import SpdkClient
 from spdkvirt.spdk.errors import SpdkConnectError, SpdkConnectionLost, SpdkTimeout
 from spdkvirt.ssh.bridge import channel_streams
-from spdkvirt.ssh.connection import connection
+from spdkvirt.ssh.connection import close_connections, connection
 from spdkvirt.ssh.options import set_default_options
 from spdkvirt.ssh.transport import SshTransport
 from spdkvirt.ssh.url import parse_ssh_url
@@ -188,6 +189,17 @@ async def test_a_connection_that_stops_answering_is_replaced(sshd: Sshd, sim: Ta
                         await asyncio.sleep(0.05)
         finally:
             for pid in hung:
-                os.kill(pid, signal.SIGKILL)
-                os.kill(pid, signal.SIGCONT)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signal.SIGCONT)
     assert logins(sshd) == 2
+
+
+async def test_closing_right_after_the_connection_broke(sshd: Sshd, sim: TargetProcess) -> None:
+    for _ in range(10):
+        client = client_for(sshd, sim, "streamlocal")
+        await client.call("spdk_get_version")
+        sshd.drop_connections()
+        async with asyncio.timeout(5):
+            await client.close()
+        close_connections()
