@@ -27,6 +27,7 @@ Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 CHUNK = 256 * 1024
 STATUS_WAIT_S = 0.5
+STDERR_KEPT = 16 * 1024
 WINDOW_RETRY_S = 0.001
 HIGH_WATER = 256 * 1024
 PACKET = 32 * 1024  # paramiko sends at most one packet (max 32 KiB) per send()
@@ -77,9 +78,14 @@ class ChannelTransport(asyncio.Transport):
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def _start(self) -> None:
-        self._protocol.connection_made(self)
-        if not self._closing:
-            self._loop.add_reader(self._fd, self._read_ready)
+        try:
+            self._protocol.connection_made(self)
+            if not self._closing:
+                self._loop.add_reader(self._fd, self._read_ready)
+        except BaseException as exc:
+            self.started.set_exception(exc)
+            self._connection_lost(None)
+            raise
         self.started.set_result(None)
 
     def _stop_reading(self) -> None:
@@ -112,9 +118,7 @@ class ChannelTransport(asyncio.Transport):
             data = chan.recv(CHUNK)
         except TimeoutError:
             # the pipe also signals stderr: keep it for the report and stop it waking us
-            with contextlib.suppress(*_ERRORS):
-                while chan.recv_stderr_ready():
-                    self._stderr += chan.recv_stderr(CHUNK)
+            self._take_stderr()
             return
         except _ERRORS as exc:
             self._fatal(exc)
@@ -128,6 +132,13 @@ class ChannelTransport(asyncio.Transport):
             return
         threading.Thread(target=self._await_status, name=f"ssh-status {self._name}", daemon=True).start()
 
+    def _take_stderr(self) -> None:
+        """What the remote command wrote to stderr, the last STDERR_KEPT bytes of it."""
+        with contextlib.suppress(*_ERRORS):
+            while self._chan.recv_stderr_ready():
+                self._stderr += self._chan.recv_stderr(CHUNK)
+        del self._stderr[:-STDERR_KEPT]
+
     def _await_status(self) -> None:
         """Off the loop: the remote end finished; wait briefly for the exit status the server may send."""
         chan = self._chan
@@ -138,9 +149,7 @@ class ChannelTransport(asyncio.Transport):
     def _remote_finished(self, status: int) -> None:
         if self._lost:
             return
-        with contextlib.suppress(*_ERRORS):
-            while self._chan.recv_stderr_ready():
-                self._stderr += self._chan.recv_stderr(CHUNK)
+        self._take_stderr()
         text = self._stderr.decode(errors="replace").strip()
         if status not in (-1, 0):
             log.warning("ssh_channel_ended name=%s exit_status=%s stderr=%.500s", self._name, status, text)
