@@ -193,7 +193,7 @@ class PlaybookHosts:
                     "[defaults]",
                     f"collections_path = {self.collections}",
                     f"local_tmp = {local_tmp}",
-                    "remote_tmp = /tmp/.spdkvirt-ansible",
+                    f"remote_tmp = {self.workdir / 'remote-tmp'}",
                     "host_key_checking = True",
                     "retry_files_enabled = False",
                     "forks = 10",

@@ -72,7 +72,8 @@ def run_playbook(
     extra_vars: Mapping[str, Any] | None = None,
     timeout: float = 600.0,
 ) -> PlaybookRun:
-    """Run ``ansible/<playbook>`` against ``inventory``; output is kept in the work directory too."""
+    """Run ``ansible/<playbook>`` (or an absolute path) against ``inventory``; the output is kept in the
+    work directory too."""
     stamp = f"{time.time_ns()}"
     record_path = hosts.workdir / f"record-{stamp}.json"
     env = hosts.ansible_env()

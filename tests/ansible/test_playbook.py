@@ -202,3 +202,23 @@ def test_volume_module_creates_leaves_and_deletes(deployed: Deployed) -> None:
     assert deleted.ok, deleted.describe()
     assert deleted.changed() == {CONTROLLERS[0]: 1}, deleted.describe()
     assert [v for v in deployed.api("volume", "list") if v.get("name") == "vol1"] == []
+
+
+def test_spdk_target_refuses_a_missing_binary(deployed: Deployed) -> None:
+    play = deployed.hosts.workdir / "spdk-target-only.yml"
+    play.write_text(
+        "- name: Only the SPDK target\n"
+        "  hosts: n1\n"
+        "  gather_facts: true\n"
+        "  roles:\n"
+        "    - role: spdkvirt.cluster.spdk_target\n"
+    )
+    missing_binary = str(deployed.hosts.workdir / "no-such-spdk_tgt")
+    run = run_playbook(deployed.hosts, deployed.inventory, str(play), extra_vars={"spdk_target_binary": missing_binary})
+    assert run.returncode != 0, run.describe()
+    failures = run.record.get("failed", [])
+    assert [f["task"] for f in failures] == ["spdkvirt.cluster.spdk_target : Fail when the SPDK binary is missing"], (
+        run.describe()
+    )
+    assert missing_binary in failures[0]["msg"] and "does not download or build SPDK" in failures[0]["msg"]
+    assert deployed.hosts.service_pids()["n1/spdkvirt-spdk"] > 0
