@@ -273,3 +273,22 @@ def describe(error, names=None):
     if reason and reason not in text:
         text = '%s: %s' % (text, reason)
     return '%s (field: %s)' % (text, field) if field else text
+
+
+def run_module(module, work, names=None, absent=None):
+    """Run ``work(client)`` and exit with its result (without ``diff`` unless in diff mode).
+
+    An API error fails the module naming the option at fault (``names``: API params -> options);
+    with ``absent`` given, NotFound under ``state: absent`` exits unchanged with ``absent``.
+    """
+    try:
+        result = work(ApiClient.from_module(module))
+    except ApiError as e:
+        if absent is not None and e.code == NOT_FOUND and module.params.get('state') == 'absent':
+            module.exit_json(changed=False, **absent)
+        module.fail_json(msg=describe(e, names), api_error=dict(code=e.code, message=e.message, data=e.data))
+    except ApiUnreachable as e:
+        module.fail_json(msg=str(e))
+    if not module._diff:
+        result.pop('diff', None)
+    module.exit_json(**result)

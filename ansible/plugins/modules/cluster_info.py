@@ -93,10 +93,7 @@ epochs:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.spdkvirt.cluster.plugins.module_utils.api_client import (
     API_ARGUMENT_SPEC,
-    ApiClient,
-    ApiError,
-    ApiUnreachable,
-    describe,
+    run_module,
 )
 
 
@@ -107,22 +104,15 @@ def main():
     epochs = module.params['epochs']
     if epochs < 0:
         module.fail_json(msg='epochs: must be 0 or more, got %d' % epochs)
-    try:
-        client = ApiClient.from_module(module)
-        result = dict(
-            changed=False,
-            cluster_status=client.call('cluster_status'),
-            nodes=client.call('node_list'),
-            devices=client.call('device_list'),
-            volumes=client.call('volume_list'),
-            exports=client.call('export_list'),
-            epochs=client.call('epoch_list', {'limit': epochs}) if epochs else [],
-        )
-    except ApiError as e:
-        module.fail_json(msg=describe(e), api_error=dict(code=e.code, message=e.message, data=e.data))
-    except ApiUnreachable as e:
-        module.fail_json(msg=str(e))
-    module.exit_json(**result)
+    run_module(module, lambda client: dict(
+        changed=False,
+        cluster_status=client.call('cluster_status'),
+        nodes=client.call('node_list'),
+        devices=client.call('device_list'),
+        volumes=client.call('volume_list'),
+        exports=client.call('export_list'),
+        epochs=client.call('epoch_list', {'limit': epochs}) if epochs else [],
+    ))
 
 
 if __name__ == '__main__':

@@ -180,10 +180,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.spdkvirt.cluster.plugins.module_utils.api_client import (
     API_ARGUMENT_SPEC,
     NOT_FOUND,
-    ApiClient,
     ApiError,
-    ApiUnreachable,
-    describe,
+    run_module,
 )
 
 OPTIONS = {
@@ -333,18 +331,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[('api_token', 'api_token_file')])
     check_options(module)
-    try:
-        client = ApiClient.from_module(module)
-        result = run(module, client)
-    except ApiError as e:
-        if e.code == NOT_FOUND and module.params['state'] == 'absent':
-            module.exit_json(changed=False, export={})
-        module.fail_json(msg=describe(e), api_error=dict(code=e.code, message=e.message, data=e.data))
-    except ApiUnreachable as e:
-        module.fail_json(msg=str(e))
-    if not module._diff:
-        result.pop('diff', None)
-    module.exit_json(**result)
+    run_module(module, lambda client: run(module, client), absent={'export': {}})
 
 
 if __name__ == '__main__':

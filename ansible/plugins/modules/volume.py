@@ -157,10 +157,8 @@ from ansible_collections.spdkvirt.cluster.plugins.module_utils.api_client import
     ALREADY_EXISTS,
     API_ARGUMENT_SPEC,
     NOT_FOUND,
-    ApiClient,
     ApiError,
-    ApiUnreachable,
-    describe,
+    run_module,
 )
 from ansible_collections.spdkvirt.cluster.plugins.module_utils.sizes import SizeError, check_volume_size, parse_size
 
@@ -301,16 +299,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[('api_token', 'api_token_file')])
-    try:
-        client = ApiClient.from_module(module)
-        result = VolumeModule(module, client).run()
-    except ApiError as e:
-        module.fail_json(msg=describe(e, NAMES), api_error=dict(code=e.code, message=e.message, data=e.data))
-    except ApiUnreachable as e:
-        module.fail_json(msg=str(e))
-    if not module._diff:
-        result.pop('diff', None)
-    module.exit_json(**result)
+    run_module(module, lambda client: VolumeModule(module, client).run(), NAMES)
 
 
 if __name__ == '__main__':
