@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from tests.cluster.netns import Network
+from tests.support.procfs import start_time
 from tests.support.sshd import Sshd, ssh_unavailable_reason
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,14 +60,6 @@ def missing() -> list[str]:
     if reason is not None and reason not in problems:
         problems.append(reason)
     return problems
-
-
-def _start_time(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
 
 
 @dataclass
@@ -231,21 +224,21 @@ class PlaybookHosts:
                 with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                     state = json.loads(state_file.read_text())
                     pid = int(state["pid"])
-                    if _start_time(pid) == state["start_time"]:
+                    if start_time(pid) == state["start_time"]:
                         found[f"{name}/{state_file.name.removesuffix('.pid.json')}"] = pid
         return found
 
     def stop_services(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL, the processes the roles started (only those still the recorded ones)."""
-        recorded = {pid: _start_time(pid) for pid in self.service_pids().values()}
+        recorded = {pid: start_time(pid) for pid in self.service_pids().values()}
         for pid in recorded:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(_start_time(p) == t for p, t in recorded.items()):
+        while time.monotonic() < deadline and any(start_time(p) == t for p, t in recorded.items()):
             time.sleep(0.05)
         for pid, started in recorded.items():
-            if _start_time(pid) == started:
+            if start_time(pid) == started:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 

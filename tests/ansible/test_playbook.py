@@ -16,7 +16,6 @@ changed) and deletes it (changed). Skipped without root, ansible-playbook, sshd,
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +31,7 @@ import pytest
 from tests.ansible.playbook_hosts import VENV, PlaybookHosts, missing
 from tests.ansible.playbook_run import PlaybookRun, run_playbook
 from tests.cluster.netns import Network
+from tests.support.needs import require
 from tests.support.targets import ping
 
 pytestmark = [pytest.mark.slow, pytest.mark.etcd]
@@ -70,15 +70,6 @@ class Deployed:
         raise AssertionError("no controller answered: " + "; ".join(errors))
 
 
-def _unavailable() -> None:
-    problems = missing()
-    if problems:
-        msg = "; ".join(problems)
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{msg}: CI must run the playbook test", pytrace=False)
-        pytest.skip(msg)
-
-
 def write_inventory(hosts: PlaybookHosts) -> Path:
     names = hosts.names
     common = {
@@ -104,7 +95,7 @@ def write_inventory(hosts: PlaybookHosts) -> Path:
 
 @pytest.fixture(scope="module")
 def deployed() -> Iterator[Deployed]:
-    _unavailable()
+    require(missing(), "the playbook test")
     Network.reap_stale()
     workdir = Path(tempfile.mkdtemp(prefix="spdkvirt-ansible-"))
     hosts: PlaybookHosts | None = None

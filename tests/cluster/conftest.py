@@ -5,7 +5,6 @@ Without them the tests are skipped, except under CI=true, where they fail: CI mu
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,17 +15,13 @@ import pytest
 from spdkvirt.store.localetcd import etcd_binary
 from tests.cluster.harness import Cluster, ClusterEnv, missing_tools
 from tests.cluster.netns import Network
+from tests.support.needs import require
 
 
 @pytest.fixture(scope="session")
 def cluster_env() -> ClusterEnv:
     """Skip (or, under CI=true, fail) unless this machine can run cluster tests."""
-    problems = missing_tools()
-    if problems:
-        msg = "; ".join(problems)
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{msg}: CI must run the cluster tests", pytrace=False)
-        pytest.skip(msg)
+    require(missing_tools(), "the cluster tests")
     ip, etcd = shutil.which("ip"), etcd_binary()
     assert ip is not None and etcd is not None
     return ClusterEnv(ip, etcd, tuple(Network.reap_stale()))

@@ -30,6 +30,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.procfs import start_time
+
 POOL = ipaddress.IPv4Network("10.200.0.0/13")
 STATE_DIR = Path("/run/spdkvirt-cluster")
 FIRST_HOST = 10
@@ -103,15 +105,6 @@ def _state_lock() -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _start_time(pid: int) -> str | None:
-    """The start time of process ``pid`` (field 22 of /proc/pid/stat), None when there is none."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +248,7 @@ class Network:
         """Have ``reap_stale`` also end ``pid`` (if it is still the same process) and remove ``path``
         should this test run die without a teardown: for what lives outside the namespaces (etcd)."""
         if pid is not None:
-            self._adopted_pids.append((pid, _start_time(pid)))
+            self._adopted_pids.append((pid, start_time(pid)))
         if path is not None:
             if not _removable(str(path)):
                 raise ValueError(f"{path}: only temporary directories named {_TEMP_PREFIXES} are adopted")
@@ -298,7 +291,7 @@ class Network:
         STATE_DIR.mkdir(mode=0o700, exist_ok=True)
         state = {
             "pid": os.getpid(),
-            "start_time": _start_time(os.getpid()),
+            "start_time": start_time(os.getpid()),
             "links": self._created_links,
             "namespaces": self._created_namespaces,
             "pids": self._adopted_pids,
@@ -324,10 +317,10 @@ class Network:
                     paths = [str(x) for x in state.get("paths", [])]
                 except (OSError, ValueError, KeyError, TypeError):
                     continue
-                if started is not None and _start_time(pid) == started:
+                if started is not None and start_time(pid) == started:
                     continue  # its test run is still going
                 for p, t in adopted:
-                    if t is not None and _start_time(p) == t:
+                    if t is not None and start_time(p) == t:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(p, signal.SIGKILL)
                         removed.append(f"pid {p}")

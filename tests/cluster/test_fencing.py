@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +24,7 @@ import pytest
 from spdkvirt.model import names
 from tests.cluster.cluster_ops import Ops, State, until
 from tests.cluster.harness import Cluster, MiB
+from tests.support.needs import require
 from tests.support.sshd import Sshd, ssh_unavailable_reason
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
@@ -37,11 +37,7 @@ SETTLE = 90.0
 
 @contextlib.asynccontextmanager
 async def fenceable(cluster: Factory, tmp_path: Path) -> AsyncIterator[tuple[Ops, dict[str, Sshd]]]:
-    reason = ssh_unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: CI must run the fencing tests", pytrace=False)
-        pytest.skip(reason)
+    require([ssh_unavailable_reason()], "the fencing tests")
     c = cluster(nodes=NODES, devices=2, device_size=256 * MiB, poll_ms=4)
     o = Ops(c)
     sshds: dict[str, Sshd] = {}

@@ -22,6 +22,7 @@ import pytest
 
 from spdkvirt.api.client import ApiUnreachable, call_sync
 from spdkvirt.api.errors import ApiError
+from tests.support.procfs import children_of
 
 pytestmark = pytest.mark.slow
 
@@ -37,22 +38,6 @@ class Done:
 
     def json(self) -> Any:
         return json.loads(self.out)
-
-
-def children_of(pid: int) -> set[int]:
-    """Processes whose parent is ``pid``."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            found.add(int(entry.name))
-    return found
 
 
 def running(pid: int) -> bool:

@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.procfs import children_of
+
 SSHD = "/usr/sbin/sshd"
 PRIVSEP_DIR = "/run/sshd"
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
@@ -275,19 +277,7 @@ class Sshd:
         """The per-connection sshd processes (children of the listener started here)."""
         if self.proc is None or self.proc.poll() is not None:
             return []
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # pid (comm) state ppid ...: comm may hold spaces and parentheses
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == self.proc.pid:
-                pids.append(int(entry.name))
-        return pids
+        return sorted(children_of(self.proc.pid))
 
     def drop_connections(self) -> int:
         """Kill every client connection (the server keeps listening); how many there were."""
