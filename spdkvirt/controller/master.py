@@ -199,19 +199,30 @@ class Master:
             await put_guarded(self.store, self.guard, writes)
 
     async def mark_down(self) -> None:
+        """Mark down the nodes whose liveness record is gone. The mirror follows each kind on its
+        own, so it may show a node registering (its node record) before its new liveness record:
+        each write is conditional on the store having no liveness record for the node and on the
+        node record being the one seen, so only an expired lease marks a node down."""
+        assert self.mirror is not None
         cluster = self.cluster()
         for node in [n for n in self.unfenced if cluster.node_ok(n)]:
             del self.unfenced[node]  # back up: a later failure starts fencing afresh
-        writes = []
         present = {a["node"] for a in self.values("alive")}
         for n in cluster.nodes.values():
-            if n.state == "up" and n.node_id not in present:
-                down = replace(n, state="down", generation=n.generation + 1).record()
-                down["reason"] = "agent lease expired"
-                writes.append(down)
-        if writes:
-            log.warning("nodes down: %s", ", ".join(w["node_id"] for w in writes))
-            await put_guarded(self.store, self.guard, writes)
+            if n.state != "up" or n.node_id in present:
+                continue
+            entry = self.mirror.get("node", keys.node(n.node_id))
+            if entry is None:
+                continue
+            down = replace(n, state="down", generation=n.generation + 1).record()
+            down["reason"] = "agent lease expired"
+            node_key, alive_key = keys.node(n.node_id), keys.alive(n.node_id)
+            checks = [self.guard, Compare.absent(alive_key), Compare.revision(node_key, entry.mod_revision)]
+            r = await self.store.txn(checks, [Put(node_key, down)])
+            if r.succeeded:
+                log.warning("node %s down: agent lease expired", n.node_id)
+            elif self.leadership is not None and self.leadership.lost.is_set():
+                raise LeadershipLost("leadership lost while marking nodes down")
 
     def remaps(self, names: Iterable[str] | None = None) -> list[Remap]:
         """The volumes whose mapping must change (all, or just ``names``)."""
