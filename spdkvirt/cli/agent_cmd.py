@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from spdkvirt.cli.config_file import Option, add_config_flag, merge_config
-from spdkvirt.cli.daemons import serve, setup_logging
+from spdkvirt.cli.config_file import Option
+from spdkvirt.cli.daemons import add_daemon_flags, serve, start_daemon
 
 FENCE_METHODS = ("listeners", "ana", "stop")
 
@@ -20,16 +20,12 @@ OPTIONS = (
     Option("lease_ttl", "lease_ttl", int, 2),
     Option("fence_url", "fence_url", str),
     Option("fence_method", "fence_method", str, "listeners", choices=FENCE_METHODS),
-    Option("ssh_identity", "ssh_identity", list, []),
-    Option("ssh_known_hosts", "ssh_known_hosts", list, []),
-    Option("ssh_accept_new_host", "ssh_accept_new_host", bool, False),
-    Option("verbose", "verbose", bool, False),
 )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("agent", help="run a node agent", description="Run the node agent of one storage node.")
-    add_config_flag(p)
+    add_daemon_flags(p)
     p.add_argument("--node-id", help="this node's id (required)")
     p.add_argument("--spdk-socket", help="SPDK's JSON-RPC socket: a path, tcp://host:port or ssh://user@host/path")
     p.add_argument("--store", metavar="URL", help="file:///dir or etcd://host:port,... (required)")
@@ -44,29 +40,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--fence-method", choices=FENCE_METHODS,
                    help="listeners: remove the volume exports; ana: set their ANA state inaccessible "
                         "(iSCSI exports are removed); stop: stop the target (spdk_kill_instance)")  # fmt: skip
-    _add_ssh_flags(p)
-    p.add_argument("-v", "--verbose", action="store_true", default=None)
     p.set_defaults(func=run)
-
-
-def _add_ssh_flags(p: argparse.ArgumentParser) -> None:
-    from spdkvirt.cli.ssh_flags import add_ssh_flags
-
-    add_ssh_flags(p)
-    p.set_defaults(ssh_identity=None, ssh_known_hosts=None, ssh_accept_new_host=None)
 
 
 def run(args: argparse.Namespace) -> int:
     from spdkvirt.agent.agent import Agent, AgentConfig
     from spdkvirt.agent.devices import DeviceSpec
-    from spdkvirt.cli.ssh_flags import apply_ssh_flags
     from spdkvirt.model.records import Fence
     from spdkvirt.spdk.client import SpdkClient
     from spdkvirt.store import open_store
 
-    merge_config(args, OPTIONS)
-    setup_logging(args.verbose)
-    apply_ssh_flags(args)
+    start_daemon(args, OPTIONS)
     fence = Fence(args.fence_url, args.fence_method) if args.fence_url else None
     if fence is not None:
         fence.check()

@@ -6,7 +6,8 @@ import argparse
 import os
 import socket
 
-from spdkvirt.cli.config_file import Option, add_config_flag, merge_config
+from spdkvirt.cli.config_file import Option
+from spdkvirt.cli.daemons import add_daemon_flags, serve, start_daemon
 
 OPTIONS = (
     Option("store", "store", str, required=True),
@@ -18,16 +19,12 @@ OPTIONS = (
     Option("tls_cert", "tls_cert", str),
     Option("tls_key", "tls_key", str),
     Option("fence_timeout", "fence_timeout", int, 10),
-    Option("ssh_identity", "ssh_identity", list, []),
-    Option("ssh_known_hosts", "ssh_known_hosts", list, []),
-    Option("ssh_accept_new_host", "ssh_accept_new_host", bool, False),
-    Option("verbose", "verbose", bool, False),
 )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("controller", help="run a controller", description="Run a controller; one of them leads.")
-    add_config_flag(p)
+    add_daemon_flags(p)
     p.add_argument("--store", metavar="URL", help="file:///dir or etcd://host:port,... (required)")
     p.add_argument("--name", help="this controller's name (host:pid)")
     p.add_argument("--lease-ttl", type=int, help="seconds of silence before another controller takes over (2)")
@@ -38,26 +35,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--tls-key", metavar="F")
     p.add_argument("--fence-timeout", type=int, metavar="S",
                    help="seconds one out-of-band fencing of a node may take (10)")  # fmt: skip
-    _add_ssh_flags(p)
-    p.add_argument("-v", "--verbose", action="store_true", default=None)
     p.set_defaults(func=run)
 
 
-def _add_ssh_flags(p: argparse.ArgumentParser) -> None:
-    from spdkvirt.cli.ssh_flags import add_ssh_flags
-
-    add_ssh_flags(p)
-    p.set_defaults(ssh_identity=None, ssh_known_hosts=None, ssh_accept_new_host=None)
-
-
 def run(args: argparse.Namespace) -> int:
-    from spdkvirt.cli.daemons import serve, setup_logging
-    from spdkvirt.cli.ssh_flags import apply_ssh_flags
     from spdkvirt.controller.process import ControllerOptions, run_controller
 
-    merge_config(args, OPTIONS)
-    setup_logging(args.verbose)
-    apply_ssh_flags(args)
+    start_daemon(args, OPTIONS)
     http = None
     if args.http:
         host, _, port = args.http.rpartition(":")

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+
+from spdkvirt.cli.config_file import Option, add_config_flag, merge_config
+from spdkvirt.cli.ssh_flags import add_ssh_flags, apply_ssh_flags
+
+#: what every daemon's config file may hold besides its own options
+COMMON_OPTIONS = (
+    Option("ssh_identity", "ssh_identity", list, []),
+    Option("ssh_known_hosts", "ssh_known_hosts", list, []),
+    Option("ssh_accept_new_host", "ssh_accept_new_host", bool, False),
+    Option("verbose", "verbose", bool, False),
+)
 
 
 def setup_logging(verbose: bool) -> None:
@@ -31,3 +43,18 @@ def serve(main: Callable[[], Awaitable[None]]) -> int:
 
     asyncio.run(runner())
     return 0
+
+
+def add_daemon_flags(p: argparse.ArgumentParser) -> None:
+    """--config, the --ssh-* flags and -v; unset unless given, so a config file can fill them."""
+    add_config_flag(p)
+    add_ssh_flags(p)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(ssh_identity=None, ssh_known_hosts=None, ssh_accept_new_host=None, verbose=None)
+
+
+def start_daemon(args: argparse.Namespace, options: Sequence[Option]) -> None:
+    """Options from the command line over the --config file over defaults, then logging and SSH."""
+    merge_config(args, (*options, *COMMON_OPTIONS))
+    setup_logging(args.verbose)
+    apply_ssh_flags(args)

@@ -8,6 +8,7 @@ import pytest
 
 from spdkvirt.cli import agent_cmd, controller_cmd
 from spdkvirt.cli.config_file import ConfigError, merge_config
+from spdkvirt.cli.daemons import COMMON_OPTIONS
 from spdkvirt.cli.main import build_parser, main
 
 
@@ -23,15 +24,17 @@ def write(tmp_path: Path, text: str) -> str:
 
 def test_agent_file_fills_and_command_line_wins(tmp_path: Path) -> None:
     cfg = write(tmp_path, "node_id: n1\nspdk_socket: /s\nstore: file:///x\naddress: 10.0.0.1\n"
-                          "devices: [d0=/a, d1=/b]\nnvmf_port: 4421\nfence_url: ssh://root@h/s\n")  # fmt: skip
-    args = merge_config(parse("agent", "--config", cfg, "--address", "10.0.0.9"), agent_cmd.OPTIONS)
+                          "devices: [d0=/a, d1=/b]\nnvmf_port: 4421\nfence_url: ssh://root@h/s\n"
+                          "ssh_identity: /k\nverbose: true\n")  # fmt: skip
+    args = merge_config(parse("agent", "--config", cfg, "--address", "10.0.0.9"), (*agent_cmd.OPTIONS, *COMMON_OPTIONS))
     assert (args.node_id, args.address, args.nvmf_port) == ("n1", "10.0.0.9", 4421)
     assert args.device == ["d0=/a", "d1=/b"]
     assert (args.iscsi_port, args.lease_ttl, args.fence_method) == (3260, 2, "listeners")
+    assert (args.ssh_identity, args.verbose, args.ssh_accept_new_host) == (["/k"], True, False)
 
 
 def test_flags_alone_still_work() -> None:
-    args = merge_config(parse("controller", "--store", "file:///x"), controller_cmd.OPTIONS)
+    args = merge_config(parse("controller", "--store", "file:///x"), (*controller_cmd.OPTIONS, *COMMON_OPTIONS))
     assert args.store == "file:///x" and args.lease_ttl == 2 and args.api_socket is None
 
 
@@ -49,7 +52,7 @@ def test_flags_alone_still_work() -> None:
 def test_bad_files_are_refused_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
     cfg = write(tmp_path, text)
     with pytest.raises(ConfigError, match=message):
-        merge_config(parse("agent", "--config", cfg), agent_cmd.OPTIONS)
+        merge_config(parse("agent", "--config", cfg), (*agent_cmd.OPTIONS, *COMMON_OPTIONS))
 
 
 def test_command_exits_2_with_the_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
