@@ -422,17 +422,16 @@ class Master:
                 async with asyncio.timeout(0.05):
                     await self.mirror.changed.wait()
 
-    async def fence_moved_owners(self, rec: dict[str, Any]) -> None:
-        """Fence, out of band, every down node whose volumes are about to get another owner;
-        records the outcomes in the epoch and on the nodes. Nodes fenced already (for their
-        current generation) are not fenced again."""
+    async def fence_moved_owners(self, rec: dict[str, Any], remaps: Iterable[Remap]) -> bool:
+        """Fence, out of band, every down node whose volumes ``remaps`` give another owner; records
+        the outcomes in the epoch and on the nodes. Nodes fenced already (for their current
+        generation) are not fenced again. True when it tried any (which takes time: look again)."""
+        assert self.mirror is not None
         cluster = self.cluster()
         old = self.volumes()
-        need = {old[r.volume.name].owner for r in self.remaps(rec["affected_volumes"])
-                if r.changed and r.volume.owner != old[r.volume.name].owner}  # fmt: skip
-        need = {n for n in need if n in cluster.nodes and not cluster.node_ok(n)}
+        need = {old[r.volume.name].owner for r in remaps if r.changed and r.volume.owner != old[r.volume.name].owner}
         todo = []
-        for node in sorted(need):
+        for node in sorted(n for n in need if n in cluster.nodes and not cluster.node_ok(n)):
             n = cluster.nodes[node]
             done = dict(n.extra).get("fence_status") or {}
             if done.get("ok") and done.get("generation") == n.generation:
@@ -444,10 +443,7 @@ class Master:
                                                        "detail": "no out-of-band fence configured"}  # fmt: skip
                 continue
             todo.append(n)
-        if not todo:
-            return
         outcomes = await asyncio.gather(*(fencing.fence(n, within=self.cfg.fence_timeout) for n in todo))
-        writes = []
         for n, out in zip(todo, outcomes, strict=True):
             rec.setdefault("fencing", {})[n.node_id] = out.record()
             if out.ok:
@@ -460,22 +456,25 @@ class Master:
                           rec["number"], n.node_id, out.detail, pause)  # fmt: skip
             status = {"ok": out.ok, "at": out.at, "method": out.method, "detail": out.detail[:1000],
                       "epoch": rec["number"], "generation": n.generation}  # fmt: skip
-            current = self.cluster().nodes.get(n.node_id)
-            if current is not None and current.generation == n.generation:
-                writes.append(current.record() | {"fence_status": status})
-        if writes:
-            await put_guarded(self.store, self.guard, writes)
+            entry = self.mirror.get("node", keys.node(n.node_id))
+            if entry is not None and entry.value.generation == n.generation:  # else it registered again
+                key = keys.node(n.node_id)
+                await self.store.txn([self.guard, Compare.revision(key, entry.mod_revision)],
+                                     [Put(key, entry.value.record() | {"fence_status": status})])  # fmt: skip
+        return bool(todo)
 
     async def apply_remap(self, rec: dict[str, Any]) -> set[str]:
         """Fence the down owners whose volumes move, then write the new mappings of the epoch's
         volumes (all stamped with the epoch); returns the nodes that take part from now on."""
-        await self.fence_moved_owners(rec)
+        remaps = self.remaps(rec["affected_volumes"])
+        if await self.fence_moved_owners(rec, remaps):
+            remaps = self.remaps(rec["affected_volumes"])  # now, and without moves off unfenced nodes
         number = rec["number"]
         cluster = self.cluster()
         old = self.volumes()
         writes = []
         nodes: set[str] = set()
-        for r in self.remaps(rec["affected_volumes"]):
+        for r in remaps:
             v = r.volume
             nodes |= old[v.name].nodes() | v.nodes()
             writes.append(replace(v, epoch=number).record())
