@@ -36,7 +36,9 @@ SETTLE = 90.0
 
 
 @contextlib.asynccontextmanager
-async def fenceable(cluster: Factory, tmp_path: Path) -> AsyncIterator[tuple[Ops, dict[str, Sshd]]]:
+async def fenceable(
+    cluster: Factory, tmp_path: Path, method: str = "listeners"
+) -> AsyncIterator[tuple[Ops, dict[str, Sshd]]]:
     require([ssh_unavailable_reason()], "the fencing tests")
     c = cluster(nodes=NODES, devices=2, device_size=256 * MiB, poll_ms=4)
     o = Ops(c)
@@ -46,7 +48,7 @@ async def fenceable(cluster: Factory, tmp_path: Path) -> AsyncIterator[tuple[Ops
             n = c.node(node)
             sshds[node] = Sshd.start(tmp_path / f"sshd-{node}", address=n.address, port=22, netns=n.namespace,
                                      forced_socket=n.spdk_socket)  # fmt: skip
-            o.agent_extra[node] = ["--fence-url", sshds[node].url(n.spdk_socket), "--fence-method", "listeners"]
+            o.agent_extra[node] = ["--fence-url", sshds[node].url(n.spdk_socket), "--fence-method", method]
             o.controller_extra += ["--ssh-identity", str(sshds[node].key_path)]
             o.controller_extra += ["--ssh-known-hosts", str(sshds[node].known_hosts)]
         o.controller_extra += ["--fence-timeout", "5"]
@@ -95,8 +97,16 @@ def fencing_of(st: State, node: str, since: int) -> list[dict[str, Any]]:
     return out
 
 
-async def test_agent_gone_node_is_fenced_over_ssh_before_its_volumes_move(cluster: Factory, tmp_path: Path) -> None:
-    async with fenceable(cluster, tmp_path) as (o, _sshds):
+async def ana_states(o: Ops, node: str, volumes: list[str]) -> set[str]:
+    calls = [o.spdk_call(node, "nvmf_subsystem_get_listeners", {"nqn": names.volume_nqn(v)}) for v in volumes]
+    return {a["ana_state"] for got in await asyncio.gather(*calls) for listener in got for a in listener["ana_states"]}
+
+
+@pytest.mark.parametrize("method", ["listeners", "ana", "stop"])
+async def test_agent_gone_node_is_fenced_over_ssh_before_its_volumes_move(
+    cluster: Factory, tmp_path: Path, method: str
+) -> None:
+    async with fenceable(cluster, tmp_path, method) as (o, _sshds):
         before = await o.state()
         assert before.nodes["n3"]["spdk"].startswith("ssh://"), before.nodes["n3"]
         victim, owned = busiest_owner(before)
@@ -112,16 +122,22 @@ async def test_agent_gone_node_is_fenced_over_ssh_before_its_volumes_move(cluste
             return st
 
         after = await until(moved, within=SETTLE, what=f"volumes of {victim} owned elsewhere")
-        assert o.c.sim_alive(victim)
         [fence] = fencing_of(after, victim, before.last_epoch)
-        assert fence["ok"] and fence["method"] == "listeners", fence
+        assert fence["ok"] and fence["method"] == method, fence
         assert fence["at"] <= fence["remapped_at"], f"mappings written before the fencing: {fence}"
         status = after.nodes[victim]["fence_status"]
         assert status["ok"] and status["epoch"] == fence["epoch"]
-        print(f"timing: fencing {victim} over SSH took {fence['ms']} ms: {fence['detail']}")
+        print(f"timing: fencing {victim} ({method}) over SSH took {fence['ms']} ms: {fence['detail']}")
 
-        left = await volume_listeners(o, victim)  # SPDK there still runs, but serves none of them
-        assert not any(left.values()), f"{victim} still has volume listeners: {left}"
+        if method == "stop":
+            assert not o.c.sim_alive(victim), f"{victim}'s SPDK still runs"
+        else:  # SPDK there still runs, but serves none of them
+            assert o.c.sim_alive(victim)
+            left = await volume_listeners(o, victim)
+            if method == "listeners":
+                assert not any(left.values()), f"{victim} still has volume listeners: {left}"
+            else:
+                assert await ana_states(o, victim, owned) == {"inaccessible"}
         await o.settled(lambda: o.pattern_problems(owned), within=SETTLE, what="data read from the new owners")
 
 
