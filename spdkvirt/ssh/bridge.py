@@ -70,6 +70,7 @@ class ChannelTransport(asyncio.Transport):
         self._closing = False
         self._lost = False
         self._write_paused = False
+        self._eof_written = False  # write_eof called: shut the channel for writing once _out is sent
         self._high = HIGH_WATER
         self._low = HIGH_WATER // 4
         self.started: asyncio.Future[None] = loop.create_future()
@@ -162,6 +163,8 @@ class ChannelTransport(asyncio.Transport):
     # -- writing -----------------------------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._eof_written:
+            raise RuntimeError("cannot write after write_eof()")
         if self._closing or self._lost:
             return
         if not data:
@@ -206,6 +209,8 @@ class ChannelTransport(asyncio.Transport):
             self._retry = self._loop.call_later(WINDOW_RETRY_S, self._flush)
             return
         self._maybe_resume()
+        if self._eof_written:
+            self._shutdown_write()
         if self._closing:
             self._loop.call_soon(self._connection_lost, None)
 
@@ -223,9 +228,18 @@ class ChannelTransport(asyncio.Transport):
         return True
 
     def write_eof(self) -> None:
-        if self._out:
-            raise RuntimeError("write_eof with data still buffered")
-        self._chan.shutdown_write()
+        """EOF to the peer after what is still buffered (at once when nothing is)."""
+        if self._eof_written or self._closing or self._lost:
+            return
+        self._eof_written = True
+        if not self._out:
+            self._shutdown_write()
+
+    def _shutdown_write(self) -> None:
+        try:
+            self._chan.shutdown_write()
+        except _ERRORS as exc:
+            self._fatal(exc)
 
     def get_write_buffer_size(self) -> int:
         return len(self._out)

@@ -136,6 +136,23 @@ async def test_megabytes_both_ways_through_a_full_window(sshd: Sshd) -> None:
     await writer.wait_closed()
 
 
+async def test_eof_after_buffered_data_goes_after_it(sshd: Sshd) -> None:
+    """write_eof with data still waiting for the channel window sends the data first, then EOF."""
+    conn = await connection(parse_ssh_url(sshd.url()), options_for(sshd))
+    chan = conn.transport.open_session(timeout=5)
+    chan.exec_command("cat")
+    reader, writer = await channel_streams(chan, "cat")
+    payload = bytes(range(256)) * (4 * 4096)  # 4 MiB: far more than one window
+    writer.write(payload)
+    writer.write_eof()  # no drain first: most of it is still buffered here
+    with pytest.raises(RuntimeError):
+        writer.write(b"late")
+    got = await asyncio.wait_for(reader.read(-1), 60)
+    assert got == payload
+    writer.close()
+    await writer.wait_closed()
+
+
 async def test_forced_command_failure_is_reported(sshd: Sshd, tmp_path: Path) -> None:
     missing = str(tmp_path / "missing.sock")
     transport = SshTransport.from_url(sshd.url(missing, forced=True), options_for(sshd))
