@@ -161,6 +161,20 @@ def test_site_deploys_etcd_targets_agents_and_controllers(deployed: Deployed) ->
     assert {n: x["address"] for n, x in nodes.items()} == {n: hosts.address(n) for n in hosts.names}
 
 
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_service_units_pass_systemd_analyze_verify(deployed: Deployed) -> None:
+    """The units the roles install are what systemd would load: known keys only, binaries that exist."""
+    hosts = deployed.hosts
+    for n in hosts.names:
+        unit_dir = hosts.prefix(n) / "etc" / "systemd" / "system"
+        wanted = {f"{s}.service" for s in SERVICES} | ({"spdkvirt-controller.service"} if n in CONTROLLERS else set())
+        units = sorted(p for p in unit_dir.glob("*.service"))
+        assert {p.name for p in units} == wanted, (n, units)
+        proc = subprocess.run(["systemd-analyze", "verify", "--man=no", *map(str, units)],
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert proc.returncode == 0 and not proc.stdout.strip() and not proc.stderr.strip(), (n, proc.stderr)
+
+
 def test_second_run_changes_nothing(deployed: Deployed) -> None:
     assert deployed.first.ok, deployed.first.describe()
     pids = deployed.hosts.service_pids()
