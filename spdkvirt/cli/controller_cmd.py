@@ -19,6 +19,7 @@ OPTIONS = (
     Option("tls_cert", "tls_cert", str),
     Option("tls_key", "tls_key", str),
     Option("fence_timeout", "fence_timeout", int, 10),
+    Option("require_fencing", "require_fencing", bool, False),
 )
 
 
@@ -35,6 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--tls-key", metavar="F")
     p.add_argument("--fence-timeout", type=int, metavar="S",
                    help="seconds one out-of-band fencing of a node may take (10)")  # fmt: skip
+    p.add_argument("--require-fencing", action="store_true", default=None,
+                   help="never move the volumes of a down node that has no out-of-band fence configured")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -49,5 +52,6 @@ def run(args: argparse.Namespace) -> int:
     opts = ControllerOptions(
         store=args.store, name=args.name, lease_ttl=args.lease_ttl, api_socket=args.api_socket, http=http,
         token_file=args.token_file, cert=args.tls_cert, key=args.tls_key, fence_timeout=float(args.fence_timeout),
+        require_fencing=args.require_fencing,
     )  # fmt: skip
     return serve(lambda: run_controller(opts))

@@ -73,6 +73,7 @@ class MasterConfig:
     fence_timeout: float = 10.0
     fence_retry: float = 2.0
     fence_retry_max: float = 60.0
+    require_fencing: bool = False  # a node with no fence configured keeps its volumes too
 
 
 def parsers() -> dict[str, Any]:
@@ -436,7 +437,7 @@ class Master:
             done = dict(n.extra).get("fence_status") or {}
             if done.get("ok") and done.get("generation") == n.generation:
                 continue
-            if n.fence is None:
+            if n.fence is None and not self.cfg.require_fencing:
                 log.warning("epoch %d: %s has no out-of-band fence configured: its volumes move on its lease "
                             "alone", rec["number"], node)  # fmt: skip
                 rec.setdefault("fencing", {})[node] = {"method": "none", "ok": False, "at": now(), "ms": 0.0,

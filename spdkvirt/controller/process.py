@@ -27,11 +27,17 @@ class ControllerOptions:
     cert: str | None = None
     key: str | None = None
     fence_timeout: float = 10.0
+    require_fencing: bool = False
 
 
 async def serve_controller(store: Store, opts: ControllerOptions) -> None:
     """Lead when elected and serve the API, until cancelled."""
-    master = Master(store, MasterConfig(opts.name, lease_ttl=opts.lease_ttl, fence_timeout=opts.fence_timeout))
+    master = Master(
+        store,
+        MasterConfig(
+            opts.name, lease_ttl=opts.lease_ttl, fence_timeout=opts.fence_timeout, require_fencing=opts.require_fencing
+        ),
+    )
     dispatcher = Dispatcher(VolumeService(master), StoreReadSide(store), idempotency=StoreIdempotencyLog(store))
     server = None
     if opts.api_socket or opts.http:

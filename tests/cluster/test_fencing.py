@@ -37,8 +37,9 @@ SETTLE = 90.0
 
 @contextlib.asynccontextmanager
 async def fenceable(
-    cluster: Factory, tmp_path: Path, method: str = "listeners"
+    cluster: Factory, tmp_path: Path, method: str = "listeners", unconfigured: tuple[str, ...] = ()
 ) -> AsyncIterator[tuple[Ops, dict[str, Sshd]]]:
+    """The cluster; nodes in ``unconfigured`` get no --fence-url, and then the controller requires fencing."""
     require([ssh_unavailable_reason()], "the fencing tests")
     c = cluster(nodes=NODES, devices=2, device_size=256 * MiB, poll_ms=4)
     o = Ops(c)
@@ -48,13 +49,15 @@ async def fenceable(
             n = c.node(node)
             sshds[node] = Sshd.start(tmp_path / f"sshd-{node}", address=n.address, port=22, netns=n.namespace,
                                      forced_socket=n.spdk_socket)  # fmt: skip
-            o.agent_extra[node] = ["--fence-url", sshds[node].url(n.spdk_socket), "--fence-method", method]
+            if node not in unconfigured:
+                o.agent_extra[node] = ["--fence-url", sshds[node].url(n.spdk_socket), "--fence-method", method]
             o.controller_extra += ["--ssh-identity", str(sshds[node].key_path)]
             o.controller_extra += ["--ssh-known-hosts", str(sshds[node].known_hosts)]
-        o.controller_extra += ["--fence-timeout", "5"]
+        o.controller_extra += ["--fence-timeout", "5", *(["--require-fencing"] if unconfigured else [])]
         # n3's agent itself reaches its SPDK over SSH (its own sshd): ssh:// works wherever a socket does
         s3 = sshds["n3"]
         o.agent_spdk["n3"] = s3.url(c.node("n3").spdk_socket)
+        o.agent_extra.setdefault("n3", [])
         o.agent_extra["n3"] += ["--ssh-identity", str(s3.key_path), "--ssh-known-hosts", str(s3.known_hosts)]
         o.start_agents()
         o.start_controller("ctl1")
@@ -180,3 +183,21 @@ async def test_a_node_that_cannot_be_fenced_keeps_its_volumes(cluster: Factory, 
         left = await volume_listeners(o, victim)
         assert not any(left.values()), left
         await o.settled(lambda: o.pattern_problems(owned), within=SETTLE, what="data read from the new owners")
+
+
+async def test_required_fencing_holds_the_volumes_of_a_node_without_a_fence(cluster: Factory, tmp_path: Path) -> None:
+    async with fenceable(cluster, tmp_path, unconfigured=("n1", "n2", "n3")) as (o, _sshds):
+        before = await o.state()
+        victim, owned = busiest_owner(before)
+        kill_agent(o, victim)
+
+        async def refused() -> list[dict[str, Any]] | None:
+            tries = fencing_of(await o.state(), victim, before.last_epoch)
+            return tries if tries else None
+
+        [first, *_] = await until(refused, within=SETTLE, what=f"a fencing of {victim} recorded")
+        assert not first["ok"] and first["method"] == "none", first
+        await asyncio.sleep(3.0)
+        st = await o.state()
+        assert all(st.volumes[v].owner == victim for v in owned), "volumes moved off a node that was not fenced"
+        assert not st.nodes[victim]["fence_status"]["ok"]
