@@ -6,8 +6,7 @@ import argparse
 
 from spdkvirt.cli.config_file import Option
 from spdkvirt.cli.daemons import add_daemon_flags, serve, start_daemon
-
-FENCE_METHODS = ("listeners", "ana", "stop")
+from spdkvirt.model.records import FENCE_METHODS
 
 OPTIONS = (
     Option("node_id", "node_id", str, required=True),
