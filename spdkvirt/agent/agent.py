@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import os
 import time
@@ -27,7 +26,7 @@ from spdkvirt.mirror import Mirror, cancel_all
 from spdkvirt.model import names
 from spdkvirt.model.observed import QUERIES, Observed, observe
 from spdkvirt.model.plan import NodeView, Options, plan_node
-from spdkvirt.model.records import Device, Epoch, Export, Fence, Node, Volume
+from spdkvirt.model.records import Device, Epoch, Export, Fence, Node, Volume, now
 from spdkvirt.model.status import leg_bdevs, volume_status
 from spdkvirt.model.steps import GONE, Plan, Stage, Step
 from spdkvirt.spdk.client import SpdkClient
@@ -42,10 +41,6 @@ NOTIFY_EVERY = 0.05
 RAID_EVERY = 0.25
 #: findings that mean the owner cannot serve a volume as mapped yet
 BLOCKING = frozenset({"waiting_for_legs", "leg_unreachable", "no_source", "identity_mismatch"})
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)

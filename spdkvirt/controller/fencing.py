@@ -19,7 +19,6 @@ and the master keeps its volumes where they are rather than serve them twice.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spdkvirt.model import names
-from spdkvirt.model.records import Node
+from spdkvirt.model.records import Node, now
 from spdkvirt.spdk.client import SpdkClient
 from spdkvirt.spdk.errors import SpdkError
 from spdkvirt.spdk.methods import Spdk
@@ -78,17 +77,13 @@ class NotServing(Exception):
     """SSH reached the host but SPDK's socket is not there or refuses: the target is not running."""
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 async def fence(
     node: Node, *, within: float = 10.0, client: ClientFactory = _client, probe: Probe = ssh_probe
 ) -> FenceOutcome:
     """Fence ``node`` as its record says; never raises."""
     started = time.monotonic()
     if node.fence is None:
-        return FenceOutcome(node.node_id, "none", False, "no out-of-band fence configured", _now(), 0.0)
+        return FenceOutcome(node.node_id, "none", False, "no out-of-band fence configured", now(), 0.0)
     url, method = node.fence.url, node.fence.method
     try:
         async with asyncio.timeout(within):
@@ -108,7 +103,7 @@ async def fence(
         ok, detail = False, f"{type(e).__name__}: {e}"
     ms = round((time.monotonic() - started) * 1e3, 2)
     (log.info if ok else log.error)("fencing %s (%s) over %s: %s", node.node_id, method, url, detail)
-    return FenceOutcome(node.node_id, method, ok, detail, _now(), ms)
+    return FenceOutcome(node.node_id, method, ok, detail, now(), ms)
 
 
 async def _run(url: str, method: str, within: float, client: ClientFactory, probe: Probe) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import os
 import signal
@@ -35,7 +34,7 @@ from spdkvirt.controller import fencing
 from spdkvirt.controller.writes import put_guarded
 from spdkvirt.mirror import Mirror
 from spdkvirt.model.placement import Capacity
-from spdkvirt.model.records import Device, Epoch, Node, Volume
+from spdkvirt.model.records import Device, Epoch, Node, Volume, now
 from spdkvirt.model.remap import ClusterView, Remap, promote, remap
 from spdkvirt.store import Compare, Delete, Leadership, LeadershipLost, Put, Store, StoreError, keys
 
@@ -55,10 +54,6 @@ def crash_point(name: str) -> None:
     if os.environ.get(CRASH_ENV) == name:
         logging.shutdown()
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ what another version of spdkvirt put there.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,6 +19,11 @@ SCHEMA_VERSION = 1
 #: rebuilding (being filled from the in-sync legs)
 LEG_STATES = ("new", "in_sync", "rebuilding")
 USABLE_DEVICE = "available"
+
+
+def now() -> str:
+    """The current time as records keep it (UTC, ISO 8601 with microseconds)."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _extra(record: Mapping[str, Any], known: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
