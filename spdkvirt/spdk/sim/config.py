@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from . import passthru
 from .bdev import Bdev
 from .decode import decode
 from .error_bdev import ErrorState
@@ -240,7 +241,7 @@ def qos_config(bdev: Bdev) -> Entry | None:
 
 
 async def bdev_section(target: Target) -> Section:
-    out: Section = [call("bdev_set_options", dict(BDEV_OPTIONS))]
+    out: Section = [call("bdev_set_options", dict(BDEV_OPTIONS)), *passthru.config_entries(target)]
     out.append(call("bdev_raid_set_options", raid_options(target)))
     for cfg in target.state(ErrorState).configs:
         params: dict[str, Any] = {"base_name": cfg.base_name}

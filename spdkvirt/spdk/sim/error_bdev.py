@@ -169,9 +169,6 @@ class ErrorBdev(Bdev):
     def extra_top_level(self) -> dict[str, Any]:
         return self.base.extra_top_level()
 
-    def memory_domains(self) -> list[dict[str, str]] | None:
-        return self.base.memory_domains()
-
     def driver_specific(self) -> dict[str, Any]:
         return {"error_disk": {"base_bdev": self.base.name}}
 
@@ -179,7 +176,7 @@ class ErrorBdev(Bdev):
         out = super().to_json()
         if not self.base.has_numa_id:
             out.pop("numa_id", None)
-        io = dict(self.base.io)
+        io = dict(self.base.to_json()["supported_io_types"])
         for key in ("nvme_admin", "nvme_io", "nvme_io_md"):
             io[key] = False
         out["supported_io_types"] = io

@@ -265,8 +265,8 @@ class TargetNode:
         if bdev_name is None:
             return False
         bdev = target.find_bdev(bdev_name)
-        if bdev is None:
-            return False
+        if bdev is None or bdev.claim_type is not None:
+            return False  # a LUN opens its bdev for writing: refused (-EPERM) while it is claimed
         lun = Lun(self, lun_id, bdev)
         bdev.watch(lun)
         pos = next((i for i, other in enumerate(self.luns) if other.id > lun_id), len(self.luns))

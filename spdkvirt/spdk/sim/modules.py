@@ -12,6 +12,7 @@ MODULES = (
     "raid",
     "lvol",
     "error_bdev",
+    "passthru",
     "iostat",
     "config",
     "nvmf",
