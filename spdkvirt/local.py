@@ -35,6 +35,8 @@ from spdkvirt.store import Store, open_store
 
 BASE_PORT = 4420
 PORT_FILE = "nvmf_port"
+ISCSI_BASE_PORT = 3260
+ISCSI_PORT_FILE = "iscsi_port"
 STOP_GRACE = 5.0
 
 
@@ -139,6 +141,7 @@ class LocalNode:
     node_id: str
     dir: Path
     port: int
+    iscsi_port: int
     devices: tuple[DeviceSpec, ...]
     sim: SimProcess | None
     socket: str
@@ -152,8 +155,9 @@ class LocalCluster:
     """``nodes`` simulator-backed nodes (or ``sockets``: real SPDK targets to drive), each with
     ``devices`` aio device files of ``device_size`` bytes in its directory.
 
-    NVMe/TCP ports: ``base_port`` + i when free, else any free port; a node keeps its port in its
-    directory, so a cluster started again on the same work directory listens where it did."""
+    NVMe/TCP ports: ``base_port`` + i when free, else any free port, and iSCSI portals likewise
+    from 3260; a node keeps its ports in its directory, so a cluster started again on the same
+    work directory listens where it did."""
 
     workdir: Path
     nodes: int = 3
@@ -181,12 +185,12 @@ class LocalCluster:
     def node(self, node_id: str) -> LocalNode:
         return next(n for n in self.members if n.node_id == node_id)
 
-    def _port(self, d: Path, i: int) -> int:
-        saved = d / PORT_FILE
+    def _port(self, d: Path, i: int, base: int = 0, file: str = PORT_FILE) -> int:
+        saved = d / file
         with contextlib.suppress(OSError, ValueError):
             return int(saved.read_text())
-        port = self.base_port + i
-        taken = {n.port for n in self.members}
+        port = (base or self.base_port) + i
+        taken = {p for n in self.members for p in (n.port, n.iscsi_port)}
         if port in taken or not _port_free(port, self.address):
             port = _any_free_port(self.address)
         saved.write_text(f"{port}\n")
@@ -208,7 +212,8 @@ class LocalCluster:
                 specs.append(DeviceSpec.parse(f"{nid}d{k + 1}={path.resolve()}"))
             sim = None if self.sockets else SimProcess(str(d / "spdk.sock"), str(d / "spdk.log"), self.poll_ms)
             sock = self.sockets[i] if self.sockets else str(d / "spdk.sock")
-            self.members.append(LocalNode(nid, d, self._port(d, i), tuple(specs), sim, sock))
+            ports = self._port(d, i), self._port(d, i, ISCSI_BASE_PORT, ISCSI_PORT_FILE)
+            self.members.append(LocalNode(nid, d, *ports, tuple(specs), sim, sock))
 
     async def start(self) -> None:
         # the store first: its lock keeps a second cluster off this work directory
@@ -277,7 +282,7 @@ class LocalCluster:
         assert self.store is not None
         n.client = SpdkClient(n.socket)
         cfg = AgentConfig(node_id, self.address, n.socket, n.devices, n.port, self.lease_ttl,
-                          resync_interval=self.resync_interval)  # fmt: skip
+                          resync_interval=self.resync_interval, iscsi_port=n.iscsi_port)  # fmt: skip
         n.agent = Agent(cfg, self.store, n.client)
         n.task = asyncio.get_running_loop().create_task(n.agent.run(), name=f"agent {node_id}")
 

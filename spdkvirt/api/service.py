@@ -51,7 +51,8 @@ class Service(Protocol):
 
     async def export_create(self, params: Params) -> JsonObject:
         """{volume, protocol, hosts?, allow_any_host, dhchap?, initiators?, netmasks?, chap?,
-        allow_second_protocol} -> export. NotFound, Refused at $.protocol for a second protocol."""
+        allow_second_protocol} -> export. NotFound; Refused at $.protocol (or $.allow_second_protocol)
+        for a second protocol."""
         ...
 
     async def export_delete(self, params: Params) -> bool:

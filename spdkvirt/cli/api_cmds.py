@@ -338,7 +338,11 @@ def register(sub: Any) -> None:
     p.add_argument("--chap-secret-file", metavar="F", help="file holding the CHAP secret (iscsi)")
     p.add_argument("--mutual-chap-user", metavar="USER", help="mutual CHAP user (iscsi)")
     p.add_argument("--mutual-chap-secret-file", metavar="F", help="file holding the mutual CHAP secret (iscsi)")
-    p.add_argument("--allow-second-protocol", action="store_true", help="allow both nvmf and iscsi on one volume")
+    p.add_argument(
+        "--allow-second-protocol",
+        action="store_true",
+        help="kept for compatibility: a second protocol on one volume is refused (SPDK serves a bdev over one)",
+    )
     _with_key(p)
 
     p = _action(groups, "export", "list", export_list, "list exports")

@@ -141,9 +141,11 @@ class VolumeService:
         v = self._volume(params["volume"])
         protocol = params["protocol"]
         others = [e for e in self._exports(v.name) if e["protocol"] != protocol]
-        if others and not params.get("allow_second_protocol", False):
-            raise Refused.at("$.protocol", f"volume {v.name!r} is already exported over {others[0]['protocol']}; "
-                             "two protocols writing one volume need allow_second_protocol")  # fmt: skip
+        if others:
+            path = "$.allow_second_protocol" if params.get("allow_second_protocol") else "$.protocol"
+            raise Refused.at(path, f"volume {v.name!r} is already exported over {others[0]['protocol']}: SPDK serves "
+                             "a volume over one protocol at a time (an NVMe-oF namespace claims the volume's bdev, "
+                             "and an iSCSI LUN cannot then open it for writing); delete that export first")  # fmt: skip
         existing = [e for e in self._exports(v.name) if e["protocol"] == protocol]
         if params.get("dhchap") and (params.get("allow_any_host") or not params.get("hosts")):
             raise Refused.at("$.dhchap", "DH-HMAC-CHAP needs named hosts (hosts), not allow_any_host")

@@ -13,6 +13,7 @@ import uuid as uuidlib
 NQN_BASE = "nqn.2026-11.io.spdkvirt"
 RAID_PREFIX = "vr-"
 HOLD_PREFIX = "EE_"
+LUN_PREFIX = "vl-"
 REMOTE_PREFIX = "rl-"
 LVSTORE_PREFIX = "lvs_"
 LEG_NQN_PREFIX = f"{NQN_BASE}:leg:"
@@ -43,6 +44,21 @@ def hold(volume: str) -> str:
 
     SPDK names an error bdev ``EE_`` + the name of its base."""
     return HOLD_PREFIX + raid(volume)
+
+
+def lun(volume: str) -> str:
+    """The passthru bdev over the hold that a volume's iSCSI LUN opens.
+
+    SPDK's error bdev is a bdev_part: a read that comes without a buffer (iSCSI's do) gets one
+    from the bdev below, and bdev_part frees that I/O, and so the buffer, before the iSCSI layer
+    has sent the data (the iobuf free list then overwrites its first 8 bytes). A passthru takes
+    the buffer for its own I/O, which lives until iSCSI is done with it. NVMe-oF brings its own
+    buffers and uses the hold directly."""
+    return LUN_PREFIX + volume
+
+
+def volume_of_lun(name: str) -> str | None:
+    return name[len(LUN_PREFIX) :] if name.startswith(LUN_PREFIX) else None
 
 
 def volume_of_raid(name: str) -> str | None:

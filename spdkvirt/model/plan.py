@@ -85,6 +85,7 @@ class _Planner:
         self.wanted_nulls: set[str] = set()
         self.creating: set[str] = set()  # bdev names this plan creates before it assembles
         self.wanted_targets: set[str] = set()
+        self.wanted_luns: set[str] = set()
         self.wanted_tags: set[int] = set()
         self.portal_planned = False
 
@@ -372,7 +373,7 @@ class _Planner:
             self.add(Stage.RELEASE, "bdev_error_resume_pending", v.name, "release host I/O", name=hold)
         for e in self.view.exports.get(v.name, ()):
             if e.protocol == "iscsi":
-                self.iscsi_export(v, e, hold)
+                self.iscsi_export(v, e, hold, exists)
                 continue
             nqn = e.subnqn or names.volume_nqn(v.name)
             self.wanted_nqns.add(nqn)
@@ -382,9 +383,16 @@ class _Planner:
                 serial=_serial(v.uuid), ana=True, dhchap=e.dhchap,
             )  # fmt: skip
 
-    def iscsi_export(self, v: Volume, e: Export, hold: str) -> None:
+    def iscsi_export(self, v: Volume, e: Export, hold: str, hold_exists: bool) -> None:
         """An iSCSI target node with the volume as LUN 0, behind spdkvirt's portal group on this node,
-        an initiator group of the export's own and, with CHAP, an auth group of the same tag."""
+        an initiator group of the export's own and, with CHAP, an auth group of the same tag. The
+        LUN opens a passthru over the hold (``names.lun`` says why), never the hold itself."""
+        lun = names.lun(v.name)
+        self.wanted_luns.add(lun)
+        if lun not in self.obs.bdevs or not hold_exists:
+            # SPDK keeps the association, so the passthru also comes back by itself with its hold
+            self.add(Stage.CREATE, "bdev_passthru_create", v.name, "iSCSI LUN over the hold", EXISTS,
+                     base_bdev_name=hold, name=lun)  # fmt: skip
         spec = e.iscsi
         name = spec.get("target_name") or names.volume_iqn(v.name)
         tag = int(spec.get("initiator_group", 0))
@@ -426,15 +434,19 @@ class _Planner:
                 secret.update(muser=chap["mutual_user"], msecret=chap["mutual_secret"])
             self.add(Stage.CREATE, "iscsi_create_auth_group", v.name, why, EXISTS, tag=tag, secrets=[secret])
         target = iscsi.targets.get(name)
+        if target is not None and hold in target[0]:
+            # made by an earlier version with the LUN on the hold itself: made again over the passthru
+            self.add(Stage.UNEXPORT, "iscsi_delete_target_node", v.name, "LUN on the hold", GONE, name=name)
+            target = None
         if target is None:
             auth: dict[str, Any] = {"disable_chap": not chap, "require_chap": bool(chap)}
             if chap:
                 auth.update(mutual_chap=bool(chap.get("mutual_user")), chap_group=tag)
             maps = [{"pg_tag": names.PORTAL_GROUP, "ig_tag": tag}]
             self.add(Stage.SERVE, "iscsi_create_target_node", v.name, why, EXISTS, name=name, alias_name=v.name,
-                     luns=[{"bdev_name": hold, "lun_id": 0}], pg_ig_maps=maps, queue_depth=64, **auth)  # fmt: skip
-        elif hold not in target[0]:
-            self.add(Stage.SERVE, "iscsi_target_node_add_lun", v.name, why, EXISTS, name=name, bdev_name=hold, lun_id=0)
+                     luns=[{"bdev_name": lun, "lun_id": 0}], pg_ig_maps=maps, queue_depth=64, **auth)  # fmt: skip
+        elif lun not in target[0]:
+            self.add(Stage.SERVE, "iscsi_target_node_add_lun", v.name, why, EXISTS, name=name, bdev_name=lun, lun_id=0)
 
     # ---- what nothing wants any more ------------------------------------------------------
     def collect(self) -> None:
@@ -442,6 +454,10 @@ class _Planner:
         for nqn in self.obs.subsystems:
             if nqn.startswith(names.NQN_BASE + ":") and nqn not in self.wanted_nqns:
                 self.add(Stage.UNEXPORT, "nvmf_delete_subsystem", "", "not wanted", GONE, nqn=nqn)
+        for b in self.obs.bdevs.values():
+            if names.volume_of_lun(b.name) is not None and b.name not in self.wanted_luns:
+                # before the hold goes (with its base gone first, SPDK would keep the association)
+                self.add(Stage.UNHOLD, "bdev_passthru_delete", "", "no iSCSI export here", GONE, name=b.name)
         for b in self.obs.bdevs.values():
             vol = names.volume_of_hold(b.name)
             if vol is not None and vol not in owned:

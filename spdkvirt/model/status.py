@@ -42,7 +42,7 @@ def volume_status(
     it, or the node watched its rebuild run: a member that just joined is never taken for a copy
     before its rebuild has shown up."""
     raid = observed.raids.get(names.raid(volume.name))
-    hold = names.hold(volume.name)
+    served = {names.hold(volume.name), names.lun(volume.name)}
     by_bdev = leg_bdevs(volume, observed, me)
     in_sync: list[str] = []
     rebuild: dict[str, Any] | None = None
@@ -65,7 +65,7 @@ def volume_status(
         "raid_state": raid.state if raid is not None and raid.state in RAID_STATES else "absent",
         "in_sync": sorted(in_sync),
         "held": held,
-        "exported": hold in observed.exported,
+        "exported": bool(served & observed.exported),
     }  # fmt: skip
     if rebuild is not None:
         out["rebuild"] = rebuild

@@ -36,9 +36,11 @@ async def export_volumes(spdk: SpdkClient, port: int, iscsi_port: int) -> None:
         await spdk.call("nvmf_subsystem_add_ns", {"nqn": nqn, "namespace": {"bdev_name": f"M{i}"}})
         address = {"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": str(port)}
         await spdk.call("nvmf_subsystem_add_listener", {"nqn": nqn, "listen_address": address})
+        # a namespace claims its bdev: SPDK lets no iSCSI LUN open it, so the target node has its own
+        await spdk.call("bdev_malloc_create", {"name": f"S{i}", "num_blocks": 2048, "block_size": 512})
         await spdk.call("iscsi_create_target_node", {
             "name": names.volume_iqn(v), "alias_name": v, "pg_ig_maps": [{"pg_tag": 1000, "ig_tag": 1001}],
-            "luns": [{"bdev_name": f"M{i}", "lun_id": 0}], "queue_depth": 64,
+            "luns": [{"bdev_name": f"S{i}", "lun_id": 0}], "queue_depth": 64,
         })  # fmt: skip
     # something that is not a volume export stays
     await spdk.call("nvmf_create_subsystem", {"nqn": "nqn.2016-06.io.spdk:other", "allow_any_host": True})

@@ -30,6 +30,12 @@ async def test_iscsi_export_with_mutual_chap(tmp_path: Path) -> None:
                 raise AssertionError("a second protocol must be refused")
             except Refused as e:
                 assert e.data["path"] == "$.protocol"
+            try:
+                await api.call("export_create", {"volume": "db1", "protocol": "nvmf", "allow_any_host": True,
+                                                 "allow_second_protocol": True})  # fmt: skip
+                raise AssertionError("SPDK cannot serve one bdev over two protocols: refused")
+            except Refused as e:
+                assert e.data["path"] == "$.allow_second_protocol"
             async with SpdkClient(c.node(vol["owner_node"]).socket) as spdk:
 
                 async def target() -> Any:
@@ -37,7 +43,7 @@ async def test_iscsi_export_with_mutual_chap(tmp_path: Path) -> None:
                     return next((t for t in nodes if t["name"] == names.volume_iqn("db1")), None)
 
                 t = await until(target)
-                assert t["luns"] == [{"bdev_name": names.hold("db1"), "lun_id": 0}]
+                assert t["luns"] == [{"bdev_name": names.lun("db1"), "lun_id": 0}]
                 assert t["require_chap"] and t["mutual_chap"]
                 groups = {g["tag"]: g for g in await spdk.call("iscsi_get_initiator_groups")}
                 tag = t["pg_ig_maps"][0]["ig_tag"]

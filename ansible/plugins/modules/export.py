@@ -106,7 +106,8 @@ options:
         type: str
   allow_second_protocol:
     description:
-      - Allow this export although the volume is exported over the other protocol.
+      - Kept for compatibility. An export over the other protocol than the volume already has is always
+        refused, because SPDK lets one protocol at a time write a bdev.
     type: bool
     default: false
   update_secrets:

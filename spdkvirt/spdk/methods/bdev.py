@@ -168,6 +168,15 @@ class BdevMethods(Methods):
         """Pick up a changed file size (SpdkBusy when shrinking an open bdev)."""
         return await self._bool("bdev_aio_rescan", params(name=name))
 
+    # -- passthru ----------------------------------------------------------------------------------
+
+    async def bdev_passthru_create(self, base_bdev_name: str, name: str, *, uuid: str | None = None) -> str:
+        """A passthru bdev over a base (which may appear later; SPDK keeps the pair until deleted)."""
+        return await self._str("bdev_passthru_create", params(base_bdev_name=base_bdev_name, name=name, uuid=uuid))
+
+    async def bdev_passthru_delete(self, name: str) -> bool:
+        return await self._bool("bdev_passthru_delete", params(name=name))
+
     # -- error injection ---------------------------------------------------------------------------
 
     async def bdev_error_create(self, base_name: str, *, uuid: str | None = None) -> bool:

@@ -91,6 +91,14 @@ class LvolMethods(Methods):
     async def bdev_lvol_decouple_parent(self, name: str) -> bool:
         return await self._bool("bdev_lvol_decouple_parent", params(name=name))
 
+    async def bdev_lvol_set_parent(self, lvol_name: str, parent_name: str) -> bool:
+        """Make a thin lvol a clone of a snapshot of the same size and lvstore."""
+        return await self._bool("bdev_lvol_set_parent", params(lvol_name=lvol_name, parent_name=parent_name))
+
+    async def bdev_lvol_set_parent_bdev(self, lvol_name: str, parent_name: str) -> bool:
+        """Make a thin lvol a clone of an external bdev (an esnap clone)."""
+        return await self._bool("bdev_lvol_set_parent_bdev", params(lvol_name=lvol_name, parent_name=parent_name))
+
     async def bdev_lvol_set_read_only(self, name: str) -> bool:
         return await self._bool("bdev_lvol_set_read_only", params(name=name))
 
