@@ -315,7 +315,7 @@ async def run(args: argparse.Namespace) -> str:
                 print(f"   {e} ({volume_states(cluster)})", flush=True)
 
             rss = rss_mb()
-            sims = [proc_rss_mb(n.sim.proc.pid) for n in cluster.members if n.sim and n.sim.proc]
+            sims = [proc_rss_mb(n.process.proc.pid) for n in cluster.members if n.process and n.process.proc]
             print(f"peak RSS of this process (controller, agents, API, store): {rss:.0f} MB; "
                   f"simulators now: {' / '.join(f'{s:.0f}' for s in sims)} MB", flush=True)  # fmt: skip
 

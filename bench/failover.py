@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from spdkvirt.api.client import ApiClient
-from spdkvirt.local import SimProcess
+from spdkvirt.local import SpdkProcess
 from spdkvirt.model.placement import Capacity
 from spdkvirt.model.records import Device, Epoch, Leg, Node, Volume
 from spdkvirt.model.remap import ClusterView, place_volume
@@ -234,7 +234,7 @@ class ProcCluster:
         self.members = [f"n{i + 1}" for i in range(nodes)]
         self.devices = devices
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.sims: dict[str, SimProcess] = {}
+        self.sims: dict[str, SpdkProcess] = {}
 
     @property
     def url(self) -> str:
@@ -256,7 +256,7 @@ class ProcCluster:
     async def start_node(self, node: str) -> None:
         d = self.workdir / node
         d.mkdir(parents=True, exist_ok=True)
-        sim = self.sims.setdefault(node, SimProcess(self.socket(node), str(d / "spdk.log"), self.poll_ms))
+        sim = self.sims.setdefault(node, SpdkProcess(self.socket(node), str(d / "spdk.log"), self.poll_ms))
         sim.start()
         await sim.ready()
         argv = ["agent", "--node-id", node, "--spdk-socket", self.socket(node), "--store", self.url,

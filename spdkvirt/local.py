@@ -1,10 +1,11 @@
-"""A whole cluster on one machine: an embedded-store controller and N simulator-backed nodes.
+"""A whole cluster on one machine: an embedded-store controller and N nodes.
 
 ``spdkvirt up`` runs one of these in the foreground; tests, the demo and the benchmarks use it
 in-process. Each node gets a work directory with its SPDK socket and aio device files, an SPDK
-simulator process of its own (or a real SPDK socket given by the operator) and a node agent; the
+SPDK target of its own (a simulator, or a real spdk_tgt the cluster starts, or a running SPDK whose
+socket the operator gives) and a node agent; the
 controller serves the admin API on ``<workdir>/api.sock``. Only processes started here are ever
-signalled, and a simulator dies with the process that started it.
+signalled, and a target dies with the process that started it.
 """
 
 from __future__ import annotations
@@ -95,18 +96,31 @@ async def wait_spdk(path: str, within: float = 30.0, alive: Callable[[], bool] =
 
 
 @dataclass
-class SimProcess:
-    """An SPDK simulator of this cluster's own."""
+class SpdkProcess:
+    """An SPDK target of this cluster's own: the simulator, or ``command`` (a real spdk_tgt and
+    its options; ``-r SOCKET`` is added)."""
 
     socket: str
     log: str
     poll_ms: float = 0.0
+    command: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket)
-        cmd = [sys.executable, "-m", "spdkvirt.spdk.sim.main", "-r", self.socket, "--rpc-poll-ms", str(self.poll_ms)]
+        if self.command:
+            cmd = [*self.command, "-r", self.socket]
+        else:
+            cmd = [
+                sys.executable,
+                "-m",
+                "spdkvirt.spdk.sim.main",
+                "-r",
+                self.socket,
+                "--rpc-poll-ms",
+                str(self.poll_ms),
+            ]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 with_parent(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -143,7 +157,7 @@ class LocalNode:
     port: int
     iscsi_port: int
     devices: tuple[DeviceSpec, ...]
-    sim: SimProcess | None
+    process: SpdkProcess | None
     socket: str
     agent: Agent | None = None
     client: SpdkClient | None = None
@@ -152,7 +166,8 @@ class LocalNode:
 
 @dataclass
 class LocalCluster:
-    """``nodes`` simulator-backed nodes (or ``sockets``: real SPDK targets to drive), each with
+    """``nodes`` nodes, each with an SPDK target of its own (the simulator, or ``target``: the
+    command of a real spdk_tgt) or driving one of ``sockets`` (SPDK targets that run already), each with
     ``devices`` aio device files of ``device_size`` bytes in its directory.
 
     NVMe/TCP ports: ``base_port`` + i when free, else any free port, and iSCSI portals likewise
@@ -165,6 +180,7 @@ class LocalCluster:
     device_size: int = 1 << 30
     poll_ms: float = 0.0
     sockets: Sequence[str] = ()
+    target: Sequence[str] = ()
     address: str = "127.0.0.1"
     lease_ttl: int = 2
     base_port: int = BASE_PORT
@@ -210,10 +226,11 @@ class LocalCluster:
                     with open(path, "wb") as f:
                         f.truncate(self.device_size)
                 specs.append(DeviceSpec.parse(f"{nid}d{k + 1}={path.resolve()}"))
-            sim = None if self.sockets else SimProcess(str(d / "spdk.sock"), str(d / "spdk.log"), self.poll_ms)
+            log = str(d / "spdk.log")
+            process = None if self.sockets else SpdkProcess(str(d / "spdk.sock"), log, self.poll_ms, tuple(self.target))
             sock = self.sockets[i] if self.sockets else str(d / "spdk.sock")
             ports = self._port(d, i), self._port(d, i, ISCSI_BASE_PORT, ISCSI_PORT_FILE)
-            self.members.append(LocalNode(nid, d, *ports, tuple(specs), sim, sock))
+            self.members.append(LocalNode(nid, d, *ports, tuple(specs), process, sock))
 
     async def start(self) -> None:
         # the store first: its lock keeps a second cluster off this work directory
@@ -221,9 +238,11 @@ class LocalCluster:
         self.store = await open_store(self.store_url)
         self._layout()
         for n in self.members:
-            if n.sim is not None:
-                n.sim.start()
-        await asyncio.gather(*(n.sim.ready() if n.sim is not None else wait_spdk(n.socket) for n in self.members))
+            if n.process is not None:
+                n.process.start()
+        await asyncio.gather(
+            *(n.process.ready() if n.process is not None else wait_spdk(n.socket) for n in self.members)
+        )
         self.start_controller()
         await asyncio.gather(*(self.start_agent(n.node_id) for n in self.members))
 
@@ -287,11 +306,11 @@ class LocalCluster:
         n.task = asyncio.get_running_loop().create_task(n.agent.run(), name=f"agent {node_id}")
 
     async def kill_node(self, node_id: str) -> None:
-        """The node dies: its simulator is SIGKILLed, its agent stops (its lease runs out)."""
+        """The node dies: its SPDK target is SIGKILLed, its agent stops (its lease runs out)."""
         n = self.node(node_id)
         await self.stop_agent(node_id, abandon=True)
-        if n.sim is not None:
-            n.sim.kill()
+        if n.process is not None:
+            n.process.kill()
 
     async def stop_agent(self, node_id: str, *, abandon: bool = False) -> None:
         n = self.node(node_id)
@@ -307,16 +326,16 @@ class LocalCluster:
 
     async def restart_node(self, node_id: str) -> None:
         n = self.node(node_id)
-        if n.sim is not None:
-            n.sim.start()
-            await n.sim.ready()
+        if n.process is not None:
+            n.process.start()
+            await n.process.ready()
         await self.start_agent(node_id)
 
     async def close(self) -> None:
         for n in self.members:
             await self.stop_agent(n.node_id)
         await self.stop_controller()
-        await asyncio.gather(*(n.sim.stop() for n in self.members if n.sim is not None))
+        await asyncio.gather(*(n.process.stop() for n in self.members if n.process is not None))
         if self.store is not None:
             await self.store.close()
             self.store = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -43,6 +44,11 @@ def register(sub: Any) -> None:
         "--spdk-socket", action="append", default=[], metavar="PATH",
         help="drive the real SPDK target on this socket instead of a simulator (repeat: one per node)",
     )  # fmt: skip
+    p.add_argument(
+        "--spdk-tgt", metavar="COMMAND", default="",
+        help="start a real spdk_tgt per node with this command instead of a simulator (e.g. "
+        "'/opt/spdk/build/bin/spdk_tgt -m 0x1 --no-huge -s 1024 --disable-cpumask-locks'; -r SOCKET is added)",
+    )  # fmt: skip
     p.add_argument("--address", default="127.0.0.1", help="address the nodes listen on (default 127.0.0.1)")
     p.add_argument("-v", "--verbose", action="store_true", help="log to stderr too, not only to DIR/spdkvirt.log")
     p.set_defaults(func=run)
@@ -71,7 +77,7 @@ def banner(workdir: Path, cluster: Any, out: TextIO) -> None:
         f"  log:    {workdir / LOG_FILE}",
     ]
     for n in cluster.members:
-        spdk = "simulator" if n.sim is not None else "SPDK"
+        spdk = "SPDK" if n.process is None or n.process.command else "simulator"
         lines.append(f"  node {n.node_id}: {spdk} at {n.socket}, NVMe/TCP {cluster.address}:{n.port}, "
                      f"devices {', '.join(d.device_id for d in n.devices) or '-'}")  # fmt: skip
     lines += [
@@ -87,7 +93,8 @@ async def serve(args: argparse.Namespace, workdir: Path, out: TextIO) -> None:
     from spdkvirt.local import LocalCluster
 
     cluster = LocalCluster(workdir, nodes=args.nodes, devices=args.devices, device_size=args.device_size,
-                           poll_ms=args.rpc_poll_ms, sockets=args.spdk_socket, address=args.address)  # fmt: skip
+                           poll_ms=args.rpc_poll_ms, sockets=args.spdk_socket, address=args.address,
+                           target=shlex.split(args.spdk_tgt))  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -40,6 +40,7 @@ from spdkvirt.spdk.sim.nvme_wire import OK, ConnectRejected, WireError
 from spdkvirt.store import LeaderInfo, Store, keys, open_store
 from tests.cluster.harness import Cluster, MiB
 from tests.cluster.procs import on_exit
+from tests.support import nvmetcp
 
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")  # none of the imports above loads gRPC
 
@@ -227,6 +228,7 @@ class Ops:
         self.agent_extra: dict[str, list[str]] = {}  # node -> more agent options
         self.agent_spdk: dict[str, str] = {}  # node -> the SPDK address its agent uses, if not the socket
         self.controller_extra: list[str] = []  # more options for every controller
+        self.pulled: dict[tuple[str, str], dict[str, Any]] = {}  # real SPDK: the aio bdevs fail_device deleted
 
     # ---- processes -------------------------------------------------------------------------
     def device_id(self, node: str, device: str) -> str:
@@ -375,11 +377,25 @@ class Ops:
             return await client.call(method, dict(params) if params is not None else None)
 
     async def fail_device(self, node: str, device: str) -> None:
-        """The drive is pulled: its bdev (named as the device id) is hot-removed."""
-        await self.spdk_call(node, "sim_bdev_fail", {"name": device})
+        """The drive is pulled: its bdev (named as the device id) is hot-removed. A real SPDK has
+        no fault injection: its aio bdev is deleted (what SPDK does when the file goes away)."""
+        if self.c.real_spdk is None:
+            await self.spdk_call(node, "sim_bdev_fail", {"name": device})
+            return
+        [bdev] = await self.spdk_call(node, "bdev_get_bdevs", {"name": device})
+        self.pulled[(node, device)] = bdev
+        await self.spdk_call(node, "bdev_aio_delete", {"name": device})
 
     async def restore_device(self, node: str, device: str) -> None:
-        await self.spdk_call(node, "sim_bdev_restore", {"name": device})
+        """The same drive comes back (same file, same uuid)."""
+        if self.c.real_spdk is None:
+            await self.spdk_call(node, "sim_bdev_restore", {"name": device})
+            return
+        bdev = self.pulled.pop((node, device))
+        await self.spdk_call(node, "bdev_aio_create", {
+            "filename": bdev["driver_specific"]["aio"]["filename"], "name": device,
+            "block_size": bdev["block_size"], "uuid": bdev["uuid"],
+        })  # fmt: skip
 
     # ---- host data through the exports ------------------------------------------------------
     async def export_all(self) -> None:
@@ -393,11 +409,13 @@ class Ops:
 
         await asyncio.gather(*(one(n) for n in sorted(st.volumes)))
 
-    async def _connect(self, v: Volume) -> nvme_host.HostConnection:
-        """A host connection (the simulator's NVMe/TCP wire) from the test process to the volume's
-        export on its owner."""
+    async def _connect(self, v: Volume) -> nvme_host.HostConnection | nvmetcp.HostConnection:
+        """A host connection from the test process to the volume's export on its owner: NVMe/TCP
+        to a real SPDK, the simulator's own wire to a simulator."""
         owner = self.c.node(v.owner)
         hostid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, HOSTNQN))
+        if self.c.real_spdk is not None:
+            return await nvmetcp.connect(owner.address, "4420", names.volume_nqn(v.name), HOSTNQN, hostid)
         return await nvme_host.connect(owner.address, "4420", names.volume_nqn(v.name), HOSTNQN, hostid, limit_s=5.0)
 
     async def write_patterns(self, volumes: Iterable[str] | None = None) -> None:

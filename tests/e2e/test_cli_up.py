@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -22,7 +23,9 @@ import pytest
 
 from spdkvirt.api.client import ApiUnreachable, call_sync
 from spdkvirt.api.errors import ApiError
+from tests.conftest import spdk_kinds
 from tests.support.procfs import children_of
+from tests.support.targets import REAL_ARGS, real_command
 
 pytestmark = pytest.mark.slow
 
@@ -65,15 +68,19 @@ def mentioning(text: str) -> set[int]:
 
 
 class Up:
-    """``spdkvirt up --nodes 3 --workdir DIR`` in a process of its own."""
+    """``spdkvirt up --nodes 3 --workdir DIR`` in a process of its own (``--spdk-tgt`` for real
+    targets)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, spdk_tgt: str = "") -> None:
         self.workdir = workdir
+        self.spdk_tgt = spdk_tgt
         self.out = workdir.parent / "up.out"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "spdkvirt.cli.main", "up", "--nodes", "3", "--workdir", str(self.workdir)]
+        if self.spdk_tgt:
+            cmd += ["--spdk-tgt", self.spdk_tgt]
         with open(self.out, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
@@ -121,9 +128,10 @@ class Up:
             raise AssertionError(f"up did not stop on SIGTERM:\n{self.output()}") from None
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[Up]:
-    u = Up(tmp_path / "cluster")
+@pytest.fixture(params=spdk_kinds())
+def up(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Up]:
+    real = real_command() if request.param == "real" else None
+    u = Up(tmp_path / "cluster", shlex.join([*real, *REAL_ARGS]) if real else "")
     u.start()
     try:
         yield u

@@ -13,8 +13,8 @@ from spdkvirt.spdk.client import SpdkClient
 from tests.integration.waiting import until
 
 
-async def test_iscsi_export_with_mutual_chap(tmp_path: Path) -> None:
-    async with LocalCluster(tmp_path / "c", nodes=2, devices=1, device_size=128 << 20) as c:
+async def test_iscsi_export_with_mutual_chap(tmp_path: Path, target: tuple[str, ...]) -> None:
+    async with LocalCluster(tmp_path / "c", nodes=2, devices=1, device_size=128 << 20, target=target) as c:
         await c.wait_ready()
         api = ApiClient(f"unix://{c.api_socket}")
         try:
@@ -38,11 +38,11 @@ async def test_iscsi_export_with_mutual_chap(tmp_path: Path) -> None:
                 assert e.data["path"] == "$.allow_second_protocol"
             async with SpdkClient(c.node(vol["owner_node"]).socket) as spdk:
 
-                async def target() -> Any:
+                async def target_node() -> Any:
                     nodes = await spdk.call("iscsi_get_target_nodes")
                     return next((t for t in nodes if t["name"] == names.volume_iqn("db1")), None)
 
-                t = await until(target)
+                t = await until(target_node)
                 assert t["luns"] == [{"bdev_name": names.lun("db1"), "lun_id": 0}]
                 assert t["require_chap"] and t["mutual_chap"]
                 groups = {g["tag"]: g for g in await spdk.call("iscsi_get_initiator_groups")}
@@ -53,7 +53,7 @@ async def test_iscsi_export_with_mutual_chap(tmp_path: Path) -> None:
                 await api.call("export_delete", {"volume": "db1", "export_id": exp["export_id"]})
 
                 async def gone() -> bool:
-                    return await target() is None and tag not in {
+                    return await target_node() is None and tag not in {
                         g["tag"] for g in await spdk.call("iscsi_get_initiator_groups")
                     }
 

@@ -18,11 +18,11 @@ HOST = "nqn.2014-08.org.nvmexpress:uuid:0b0c0d0e-1111-2222-3333-444455556666"
 KEY = "DHHC-1:00:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWbPNFOT:\n"
 
 
-async def test_nvmf_export_with_dhchap(tmp_path: Path) -> None:
+async def test_nvmf_export_with_dhchap(tmp_path: Path, target: tuple[str, ...]) -> None:
     key = tmp_path / "key0"
     key.write_text(KEY)
     key.chmod(0o600)
-    async with LocalCluster(tmp_path / "c", nodes=2, devices=1, device_size=128 << 20) as c:
+    async with LocalCluster(tmp_path / "c", nodes=2, devices=1, device_size=128 << 20, target=target) as c:
         await c.wait_ready()
         for n in c.members:  # the operator puts the key in every node's keyring
             async with SpdkClient(n.socket) as spdk:

@@ -27,8 +27,8 @@ VOLUMES = 4
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with LocalCluster(tmp_path / "c", nodes=3, devices=2, device_size=256 << 20) as c:
+async def cluster(tmp_path: Path, target: tuple[str, ...]) -> AsyncIterator[LocalCluster]:
+    async with LocalCluster(tmp_path / "c", nodes=3, devices=2, device_size=256 << 20, target=target) as c:
         await c.wait_ready()
         api = ApiClient(f"unix://{c.api_socket}")
         try:
@@ -62,12 +62,12 @@ async def test_spdk_restart_under_a_running_agent_rebuilds_its_legs(cluster: Loc
     before = await volumes(cluster)
     on_n2 = {v.name: [leg.leg_id for leg in v.legs if leg.node == "n2"] for v in before.values()}
     n2 = cluster.node("n2")
-    assert n2.sim is not None and cluster.store is not None
+    assert n2.process is not None and cluster.store is not None
     store = cluster.store
     old_boot = (await store.get(keys.node("n2"))).value["boot_id"]  # type: ignore[union-attr]
-    n2.sim.kill()
-    n2.sim.start()
-    await n2.sim.ready()
+    n2.process.kill()
+    n2.process.start()
+    await n2.process.ready()
 
     async def new_boot() -> bool:
         kv = await store.get(keys.node("n2"))

@@ -19,8 +19,8 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-async def test_rpc_reaches_the_named_node(tmp_path: Path) -> None:
-    async with LocalCluster(tmp_path / "c", nodes=2, devices=1, device_size=64 << 20) as c:
+async def test_rpc_reaches_the_named_node(tmp_path: Path, target: tuple[str, ...]) -> None:
+    async with LocalCluster(tmp_path / "c", nodes=2, devices=1, device_size=64 << 20, target=target) as c:
         await c.wait_ready()
         wd = str(c.workdir)
         code, out = await asyncio.to_thread(run_cli, ["--workdir", wd, "rpc", "--node", "n2", "bdev_lvol_get_lvstores"])

@@ -87,7 +87,7 @@ class Bdev:
         self.name = name
         self.num_blocks = num_blocks
         self.block_size = block_size
-        self.uuid = uuid or str(uuidlib.uuid4())
+        self.uuid = (uuid or str(uuidlib.uuid4())).lower()  # SPDK formats uuids in lower case
         self.aliases: list[str] = list(aliases) if aliases is not None else [self.uuid]
         self.claim_type: str | None = None
         self.claimers: list[BdevUser] = []

@@ -83,9 +83,10 @@ class Blob:
     extent_pages: list[int]  # per 512 clusters: metadata page, 0 = none yet
     thin: bool
     read_only: bool = False
-    parent: int | None = None
+    parent: int | None = None  # the snapshot blob it is a clone of
     clear_method: str = "default"
     clone_seq: int = 0  # order among its parent's clones
+    esnap: str | None = None  # the external snapshot's bdev uuid (an esnap clone has no parent)
 
     @property
     def allocated(self) -> int:
@@ -103,6 +104,7 @@ class Blob:
             "ro": self.read_only,
             "parent": self.parent,
             "clear": self.clear_method,
+            "esnap": self.esnap,
         }
 
     @staticmethod
@@ -122,6 +124,7 @@ class Blob:
             parent=None if d["parent"] is None else int(d["parent"]),
             clear_method=str(d.get("clear", "default")),
             clone_seq=int(d["id"]),
+            esnap=None if d.get("esnap") is None else str(d["esnap"]),
         )
 
 
@@ -160,6 +163,7 @@ class Blobstore:
     super_blob: int = 0
     seq: int = 0
     clone_counter: int = 1 << 40
+    snapshots: set[int] = field(default_factory=set)  # bs->snapshots: blobs that have had a clone
     used_clusters: bytearray = field(default_factory=bytearray)
     used_md: bytearray = field(default_factory=bytearray)
     low_cluster: int = 0  # every cluster below this one is in use
@@ -350,6 +354,46 @@ class Blobstore:
         found = [b for b in self.blobs.values() if b.parent == blob_id]
         return sorted(found, key=lambda b: b.clone_seq)
 
+    def is_snapshot(self, blob: Blob) -> bool:
+        """spdk_blob_is_snapshot: the blob got a clone since the store was loaded (it stays a
+        snapshot when its clones go away, until it is deleted or the store is loaded again)."""
+        return blob.id in self.snapshots
+
+    def _link(self, blob: Blob, parent: int | None) -> None:
+        """bs_blob_list_remove + bs_blob_list_add: blob becomes the last clone of `parent`."""
+        blob.parent = parent
+        blob.esnap = None
+        blob.clone_seq = self.next_clone_seq()
+        if parent is not None:
+            self.snapshots.add(parent)
+
+    def set_parent(self, blob: Blob, snapshot_id: int) -> None:
+        """spdk_bs_blob_set_parent, checks in SPDK's order. The id is looked up in this store,
+        whichever lvstore the snapshot came from."""
+        if snapshot_id == blob.id:
+            raise BlobstoreError(-22)
+        if blob.parent == snapshot_id:
+            raise BlobstoreError(-17)
+        if not blob.thin:
+            raise BlobstoreError(-22)
+        snap = self.blobs.get(snapshot_id)
+        if snap is None:
+            raise BlobstoreError(-2)
+        if not self.is_snapshot(snap) or snap.num_clusters != blob.num_clusters:
+            raise BlobstoreError(-22)
+        self._link(blob, snap.id)
+
+    def set_external_parent(self, blob: Blob, esnap_id: str, esnap_size: int) -> None:
+        """spdk_bs_blob_set_external_parent: blob (thin) becomes an esnap clone of esnap_id."""
+        if esnap_size % self.cluster_size:
+            raise BlobstoreError(-22)
+        if blob.esnap == esnap_id:
+            raise BlobstoreError(-17)
+        if not blob.thin:
+            raise BlobstoreError(-22)
+        self._link(blob, None)
+        blob.esnap = esnap_id
+
     def snapshot(self, orig: Blob, name: str, uuid: str) -> Blob:
         """spdk_bs_create_snapshot: the new blob takes the clusters, orig becomes its thin clone."""
         if orig.read_only:
@@ -367,12 +411,12 @@ class Blobstore:
             parent=orig.parent,
             clear_method=orig.clear_method,
             clone_seq=self.next_clone_seq(),
+            esnap=orig.esnap,
         )
         orig.clusters = [0] * orig.num_clusters
         orig.extent_pages = [0] * len(snap.extent_pages)
         orig.thin = True
-        orig.parent = snap.id
-        orig.clone_seq = self.next_clone_seq()
+        self._link(orig, snap.id)
         self.blobs[page] = snap
         return snap
 
@@ -393,6 +437,7 @@ class Blobstore:
             clear_method=snap.clear_method,
             clone_seq=self.next_clone_seq(),
         )
+        self.snapshots.add(snap.id)
         self.blobs[page] = blob
         return blob
 
@@ -411,13 +456,16 @@ class Blobstore:
                 if clone.extent_pages[i] == 0 and blob.extent_pages[i]:
                     clone.extent_pages[i] = blob.extent_pages[i]
                     blob.extent_pages[i] = 0
-            clone.parent = blob.parent
-            clone.clone_seq = self.next_clone_seq()
+            self._link(clone, blob.parent)
+            clone.esnap = blob.esnap
+        self.snapshots.discard(blob.id)
         del self.blobs[blob.id]
         self._release(blob.clusters, [blob.id, *blob.extent_pages])
 
     def clusters_to_fill(self, blob: Blob, allocate_all: bool) -> list[int]:
-        """Which clusters inflate (allocate_all) or decouple_parent would allocate."""
+        """Which clusters inflate (allocate_all) or decouple_parent would allocate; an esnap
+        clone always allocates them all."""
+        allocate_all = allocate_all or blob.esnap is not None
         parent = self.blobs.get(blob.parent) if blob.parent is not None else None
         out = []
         for i in range(blob.num_clusters):
@@ -429,6 +477,21 @@ class Blobstore:
             elif allocate_all or (i < parent.num_clusters and parent.clusters[i]):
                 out.append(i)
         return out
+
+    def inflated(self, blob: Blob, allocate_all: bool) -> None:
+        """bs_inflate_blob_done, once the clusters are copied: inflate (and decoupling an esnap
+        clone) makes the blob thick and parentless, decouple_parent moves it up one level. A
+        parent that is itself an esnap clone fails that move with -ENOENT (SPDK opens the
+        external-snapshot id as a blob), the copied clusters staying."""
+        if allocate_all or blob.esnap is not None:
+            blob.thin = False
+            blob.parent = None
+            blob.esnap = None
+            return
+        parent = self.blobs.get(blob.parent) if blob.parent is not None else None
+        if parent is not None and parent.esnap is not None:
+            raise BlobstoreError(-2)
+        self._link(blob, parent.parent if parent is not None else None)
 
     # ---- persistence ----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -464,6 +527,7 @@ class Blobstore:
         for bd in d["blobs"]:
             blob = Blob.from_json(bd)
             bs.blobs[blob.id] = blob
+        bs.snapshots = {b.parent for b in bs.blobs.values() if b.parent is not None}
         bs._rebuild_maps()
         return bs
 

@@ -7,7 +7,7 @@ types and non-object params all fail the same way SPDK does: one error with the 
 
 from __future__ import annotations
 
-import uuid as uuidlib
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,14 +28,17 @@ def _int_in(lo: int, hi: int) -> Check:
     return check
 
 
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _is_str(v: Any) -> bool:
+    """spdk_json_decode_string: a JSON string that is a valid C string (no embedded NUL)."""
+    return isinstance(v, str) and "\x00" not in v
+
+
 def _is_uuid(v: Any) -> bool:
-    if not isinstance(v, str):
-        return False
-    try:
-        uuidlib.UUID(v)
-    except ValueError:
-        return False
-    return len(v) == 36
+    """spdk_json_decode_uuid (libuuid's uuid_parse): exactly 8-4-4-4-12 hex digits."""
+    return isinstance(v, str) and _UUID_RE.fullmatch(v) is not None
 
 
 def _list_of(check: Check) -> Check:
@@ -46,7 +49,7 @@ def _list_of(check: Check) -> Check:
 
 
 TYPES: dict[str, Check] = {
-    "str": lambda v: isinstance(v, str),
+    "str": _is_str,
     "bool": lambda v: isinstance(v, bool),
     "u8": _int_in(0, U8_MAX),
     "u16": _int_in(0, U16_MAX),
@@ -55,7 +58,7 @@ TYPES: dict[str, Check] = {
     "i32": _int_in(-(2**31), 2**31 - 1),
     "i64": _int_in(-(2**63), 2**63 - 1),
     "uuid": _is_uuid,
-    "list[str]": _list_of(lambda v: isinstance(v, str)),
+    "list[str]": _list_of(_is_str),
     "list[u32]": _list_of(_int_in(0, U32_MAX)),
     "list[obj]": _list_of(lambda v: isinstance(v, dict)),
     "obj": lambda v: isinstance(v, dict),

@@ -90,7 +90,10 @@ def split_values(buf: bytes) -> tuple[list[Any], bytes]:
         if end is None:
             return values, buf[pos:]
         try:
-            values.append(json.loads(buf[pos:end]))
-        except (ValueError, UnicodeDecodeError) as exc:
+            value = json.loads(buf[pos:end])
+            # SPDK's parser refuses an unpaired UTF-16 surrogate escape ("\ud800"); Python keeps it
+            json.dumps(value, ensure_ascii=False).encode()
+        except (ValueError, UnicodeDecodeError, UnicodeEncodeError) as exc:
             raise ParseError(str(exc)) from exc
+        values.append(value)
         pos = end

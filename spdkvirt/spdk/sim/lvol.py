@@ -13,7 +13,7 @@ import asyncio
 import uuid as uuidlib
 from typing import Any, ClassVar
 
-from .bdev import CLAIM_READ_MANY_WRITE_ONE, Bdev, io_types
+from .bdev import CLAIM_READ_MANY_WRITE_NONE, CLAIM_READ_MANY_WRITE_ONE, Bdev, io_types
 from .blobstore import Blob, Blobstore, BlobstoreError
 from .decode import U64_MAX, decode
 from .errors import (
@@ -37,6 +37,9 @@ MIB = 1024 * 1024
 DEFAULT_CLUSTER_SIZE = 4 * MIB
 NAME_MAX = 64  # SPDK_LVS_NAME_MAX / SPDK_LVOL_NAME_MAX, terminator included
 CLEAR_METHODS = ("none", "unmap", "write_zeroes")
+# The size of SPDK's stand-in device for an external snapshot it could not claim (bs_dev_degraded:
+# blockcnt UINT64_MAX / 512 of 512 bytes): never a multiple of a cluster size.
+DEGRADED_DEV_SIZE = U64_MAX // 512 * 512
 
 
 def _bs_error(err: BlobstoreError, code: int = INVALID_PARAMS) -> RpcError:
@@ -52,6 +55,33 @@ class LeakedDescriptor:
 
     def base_removed(self, bdev: Bdev) -> None:
         return None
+
+
+class EsnapDev:
+    """An esnap clone's hold on its external snapshot: a read-only descriptor with a
+    read_many_write_none claim (spdk_bdev_create_bs_dev + spdk_bs_bdev_claim)."""
+
+    def __init__(self, bdev: Bdev) -> None:
+        self.bdev = bdev
+
+    def base_removed(self, bdev: Bdev) -> None:
+        return None  # SPDK only logs the event
+
+    def release(self) -> None:
+        self.bdev.release(self)
+
+
+def _claim_esnap(bdev: Bdev) -> EsnapDev | None:
+    """Open and claim an external snapshot; None when the claim is refused (claimed otherwise,
+    or an unclaimed bdev open for writing), which leaves SPDK with a degraded device."""
+    if bdev.removed or (bdev.claim_type is None and (bdev.openers or bdev.watchers)):
+        return None
+    dev = EsnapDev(bdev)
+    try:
+        bdev.claim(dev, CLAIM_READ_MANY_WRITE_NONE)
+    except RpcError:
+        return None
+    return dev
 
 
 class LvolState:
@@ -85,7 +115,9 @@ class LvolStore:
         self.lvols: list[LvolBdev] = []
         self.removing = False
         self.pending: set[str] = set()  # lvol names being created
+        self.new_name = ""  # SPDK's lvs->new_name: set by the first rename that gets under way
         self.lock = asyncio.Lock()
+        self.esnap_devs: dict[int, EsnapDev] = {}  # blob id of an esnap clone -> its external snapshot
 
     @property
     def name(self) -> str:
@@ -99,8 +131,59 @@ class LvolStore:
         async with self.lock:
             await self.bs.persist(self.base.write)
 
+    async def persist_change(self) -> None:
+        """Write a metadata change made by an RPC; an I/O error is -32602 EIO."""
+        try:
+            await self.persist()
+        except (RpcError, BlobstoreError) as e:
+            raise _io_error() from e
+
     def find(self, name: str) -> LvolBdev | None:
         return next((lv for lv in self.lvols if lv.blob.name == name), None)
+
+    # ---- external snapshots ----------------------------------------------------------------
+    def set_external_parent(self, blob: Blob, bdev: Bdev) -> None:
+        """vbdev_lvol_set_external_parent: claim the bdev, then make the blob its esnap clone."""
+        esnap_id = bdev.uuid.lower()
+        if esnap_id == blob.uuid:
+            raise errno_message(INVALID_PARAMS, EINVAL)
+        dev = _claim_esnap(bdev)
+        try:
+            self.bs.set_external_parent(blob, esnap_id, bdev.size_bytes if dev else DEGRADED_DEV_SIZE)
+        except BlobstoreError as e:
+            if dev is not None:
+                dev.release()
+            raise _bs_error(e) from e
+        old = self.esnap_devs.pop(blob.id, None)
+        if dev is not None:
+            self.esnap_devs[blob.id] = dev
+        if old is not None:
+            old.release()
+
+    def sync_esnaps(self) -> None:
+        """After a change of parents: every esnap clone holds its external snapshot (a hold moves
+        with the esnap, e.g. to a new snapshot), blobs that are no longer esnap clones let go."""
+        wanted = {b.id: b.esnap for b in self.bs.blobs.values() if b.esnap is not None}
+        stale = [d for i, d in self.esnap_devs.items() if wanted.get(i) != d.bdev.uuid.lower()]
+        self.esnap_devs = {i: d for i, d in self.esnap_devs.items() if d not in stale}
+        for blob_id, esnap in wanted.items():
+            if blob_id in self.esnap_devs:
+                continue
+            dev = next((d for d in stale if d.bdev.uuid.lower() == esnap), None)
+            if dev is not None:
+                stale.remove(dev)
+            else:
+                bdev = self.target.find_bdev(esnap)
+                dev = _claim_esnap(bdev) if bdev is not None else None
+            if dev is not None:
+                self.esnap_devs[blob_id] = dev
+        for d in stale:
+            d.release()
+
+    def release_esnaps(self) -> None:
+        devs, self.esnap_devs = list(self.esnap_devs.values()), {}
+        for d in devs:
+            d.release()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,24 +207,37 @@ class LvolStore:
         lvols, self.lvols = list(self.lvols), []
         for lvol in lvols:
             await self.target.unregister_bdev(lvol)
+        self.release_esnaps()
         self.base.release(self)
 
     # ---- data path ------------------------------------------------------------------------
-    def backing_cluster(self, blob: Blob | None, index: int) -> int:
-        """The device cluster holding blob cluster `index` (through the parent chain), or 0."""
-        while blob is not None and index < blob.num_clusters:
+    async def read_chain(self, blob: Blob | None, index: int, offset: int, length: int) -> bytes | None:
+        """Read within blob cluster `index` from the first blob of the parent chain that has it
+        (or from the chain's external snapshot); None when nothing backs it (zeros)."""
+        cs = self.bs.cluster_size
+        seen: set[int] = set()
+        while blob is not None and index < blob.num_clusters and blob.id not in seen:
+            seen.add(blob.id)
             cluster = blob.clusters[index]
             if cluster:
-                return cluster
+                return await self.base.read(cluster * cs + offset, length)
+            if blob.esnap is not None:
+                return await self._read_esnap(blob, index * cs + offset, length)
             blob = self.bs.blobs.get(blob.parent) if blob.parent is not None else None
-        return 0
+        return None
+
+    async def _read_esnap(self, blob: Blob, offset: int, length: int) -> bytes | None:
+        """Read an esnap clone's external snapshot; what lies beyond its end reads as zeros."""
+        dev = self.esnap_devs.get(blob.id)
+        if dev is None or dev.bdev.removed or offset >= dev.bdev.size_bytes:
+            return None
+        n = min(length, dev.bdev.size_bytes - offset)
+        return await dev.bdev.read(offset, n) + bytes(length - n)
 
     async def read_cluster_part(self, blob: Blob | None, index: int, offset: int, length: int) -> bytes:
         """Read within one blob cluster, falling through to the parent chain, else zeros."""
-        cluster = self.backing_cluster(blob, index)
-        if not cluster:
-            return bytes(length)
-        return await self.base.read(cluster * self.bs.cluster_size + offset, length)
+        data = await self.read_chain(blob, index, offset, length)
+        return bytes(length) if data is None else data
 
     async def read_blob(self, blob: Blob, offset: int, length: int) -> bytes:
         cs = self.bs.cluster_size
@@ -173,9 +269,7 @@ class LvolStore:
     async def _allocate_and_write(self, blob: Blob, index: int, off: int, chunk: bytes) -> None:
         """First write to a thin cluster: copy the backing cluster (if any), then the data."""
         cs = self.bs.cluster_size
-        parent = self.bs.blobs.get(blob.parent) if blob.parent is not None else None
-        source = self.backing_cluster(parent, index)
-        backing = await self.base.read(source * cs, cs) if source else None
+        backing = await self.read_chain(blob, index, 0, cs)
         try:
             cluster = self.bs.allocate_cluster(blob, index)
         except BlobstoreError as e:
@@ -191,10 +285,8 @@ class LvolStore:
     async def fill_clusters(self, blob: Blob, indexes: list[int]) -> None:
         """Allocate the given clusters of a blob, copying their content from its parent chain."""
         cs = self.bs.cluster_size
-        parent = self.bs.blobs.get(blob.parent) if blob.parent is not None else None
         for n, index in enumerate(indexes):
-            source = self.backing_cluster(parent, index)
-            data = await self.base.read(source * cs, cs) if source else None
+            data = await self.read_chain(blob, index, 0, cs)
             if blob.clusters[index]:
                 continue  # written meanwhile
             cluster = self.bs.allocate_cluster(blob, index)
@@ -233,7 +325,12 @@ class LvolBdev(Bdev):
         await self.store.write_blob(self.blob, offset, data)
 
     def memory_domains(self) -> list[dict[str, str]] | None:
-        return self.store.base.stacked_memory_domains() or None
+        """The base's domains, followed by the external snapshot's for an esnap clone."""
+        domains = self.store.base.stacked_memory_domains()
+        esnap = self.store.esnap_devs.get(self.blob.id)
+        if esnap is not None:
+            domains += esnap.bdev.stacked_memory_domains()
+        return domains or None
 
     def driver_specific(self) -> dict[str, Any]:
         bs = self.store.bs
@@ -244,7 +341,7 @@ class LvolBdev(Bdev):
             "base_bdev": self.store.base.name,
             "thin_provision": blob.thin,
             "num_allocated_clusters": blob.allocated,
-            "snapshot": bool(clones),
+            "snapshot": bs.is_snapshot(blob),
             "clone": blob.parent is not None,
         }
         if blob.parent is not None:
@@ -253,7 +350,9 @@ class LvolBdev(Bdev):
                 info["base_snapshot"] = parent.name
         if clones:
             info["clones"] = [c.name for c in clones]
-        info["esnap_clone"] = False
+        info["esnap_clone"] = blob.esnap is not None
+        if blob.esnap is not None:
+            info["external_snapshot_name"] = blob.esnap
         return {"lvol": info}
 
     def to_json(self) -> dict[str, Any]:
@@ -275,9 +374,9 @@ class LvolBdev(Bdev):
             "uuid": blob.uuid,
             "name": blob.name,
             "is_thin_provisioned": blob.thin,
-            "is_snapshot": bool(store.bs.clones_of(blob.id)),
+            "is_snapshot": store.bs.is_snapshot(blob),
             "is_clone": blob.parent is not None,
-            "is_esnap_clone": False,
+            "is_esnap_clone": blob.esnap is not None,
             "is_degraded": False,
             "num_allocated_clusters": blob.allocated,
             "lvs": {"name": store.name, "uuid": store.uuid},
@@ -317,6 +416,12 @@ def _check_lvol_name(store: LvolStore, name: str, code: int | None) -> None:
         err = EEXIST
     if err:
         raise errno_error(err) if code is None else errno_message(code, err)
+
+
+def _cut_name(name: str) -> str:
+    """snprintf into a 64-byte name buffer: at most 63 bytes of UTF-8. (SPDK may cut a character
+    in two, leaving a name its JSON writer cannot emit; here the partial character is dropped.)"""
+    return name.encode()[: NAME_MAX - 1].decode(errors="ignore")
 
 
 def _new_uuid() -> str:
@@ -416,6 +521,7 @@ async def bdev_lvol_delete_lvstore(target: Target, params: Any) -> Any:
         store.lvols.remove(lvol)
         await target.unregister_bdev(lvol)
         bs.delete(lvol.blob)
+    store.release_esnaps()
     state = target.state(LvolState)
     if store in state.stores:
         state.stores.remove(store)
@@ -444,17 +550,20 @@ async def bdev_lvol_rename_lvstore(target: Target, params: Any) -> Any:
     store = state.by_name(p["old_name"])
     if store is None:
         raise RpcError(-ENOENT, f"Lvol store {p['old_name']} not found")
-    new: str = p["new_name"][: NAME_MAX - 1]
-    if new == store.name:
+    wanted: str = p["new_name"]
+    if wanted == store.name:
         return True
-    if state.name_in_use(new):
+    # spdk_lvs_rename compares the uncut name with every store's name and new_name ('' until a
+    # rename of that store got under way; a store being created has one too), then cuts it.
+    if state.name_in_use(wanted) or any(wanted == s.new_name for s in state.stores) or (not wanted and state.reserved):
         raise errno_message(INVALID_PARAMS, EEXIST)
+    new = _cut_name(wanted)
     old = store.bs.name
-    store.bs.name = new
+    store.new_name = store.bs.name = new
     try:
         await store.persist()
     except (RpcError, BlobstoreError) as e:
-        store.bs.name = old
+        store.new_name = store.bs.name = old
         raise _io_error() from e
     for lvol in store.lvols:
         alias = f"{new}/{lvol.blob.name}"
@@ -594,7 +703,7 @@ async def bdev_lvol_snapshot(target: Target, params: Any) -> Any:
     store = lvol.store
     _check_lvol_name(store, p["snapshot_name"], INVALID_PARAMS)
     orig = lvol.blob
-    saved = (list(orig.clusters), list(orig.extent_pages), orig.thin, orig.parent, orig.clone_seq)
+    saved = (list(orig.clusters), list(orig.extent_pages), orig.thin, orig.parent, orig.clone_seq, orig.esnap)
     try:
         snap = store.bs.snapshot(orig, p["snapshot_name"], _new_uuid())
     except BlobstoreError as e:
@@ -603,9 +712,11 @@ async def bdev_lvol_snapshot(target: Target, params: Any) -> Any:
     def undo() -> None:
         del store.bs.blobs[snap.id]
         store.bs.used_md[snap.id] = 0
-        orig.clusters, orig.extent_pages, orig.thin, orig.parent, orig.clone_seq = saved
+        store.bs.snapshots.discard(snap.id)
+        orig.clusters, orig.extent_pages, orig.thin, orig.parent, orig.clone_seq, orig.esnap = saved
 
     await _persist_new_blob(store, snap, undo)
+    store.sync_esnaps()
     new = await _register_lvol(target, store, snap, INVALID_PARAMS)
     return new.uuid
 
@@ -629,7 +740,7 @@ async def _inflate(target: Target, params: Any, allocate_all: bool) -> Any:
     p = decode(params, {"name": ("str", True)})
     lvol = _lvol_by_bdev_name(target, p["name"])
     store, blob, bs = lvol.store, lvol.blob, lvol.store.bs
-    if blob.parent is None and not allocate_all:
+    if blob.parent is None and blob.esnap is None and not allocate_all:
         raise errno_message(INVALID_PARAMS, EINVAL)
     if not blob.thin:
         return True
@@ -642,17 +753,15 @@ async def _inflate(target: Target, params: Any, allocate_all: bool) -> Any:
         raise _io_error() from e
     except BlobstoreError as e:
         raise _bs_error(e) from e
-    if allocate_all:
-        blob.thin = False
-        blob.parent = None
-    else:
-        parent = bs.blobs.get(blob.parent) if blob.parent is not None else None
-        blob.parent = parent.parent if parent is not None else None
-        blob.clone_seq = bs.next_clone_seq()
+    failed: BlobstoreError | None = None
     try:
-        await store.persist()
-    except (RpcError, BlobstoreError) as e:
-        raise _io_error() from e
+        bs.inflated(blob, allocate_all)
+    except BlobstoreError as e:
+        failed = e
+    await store.persist_change()
+    store.sync_esnaps()
+    if failed is not None:
+        raise _bs_error(failed)
     return True
 
 
@@ -664,6 +773,33 @@ async def bdev_lvol_inflate(target: Target, params: Any) -> Any:
 @rpc("bdev_lvol_decouple_parent")
 async def bdev_lvol_decouple_parent(target: Target, params: Any) -> Any:
     return await _inflate(target, params, False)
+
+
+@rpc("bdev_lvol_set_parent")
+async def bdev_lvol_set_parent(target: Target, params: Any) -> Any:
+    p = decode(params, {"lvol_name": ("str", True), "parent_name": ("str", True)})
+    lvol = _lvol_by_bdev_name(target, p["lvol_name"])
+    parent = _lvol_by_bdev_name(target, p["parent_name"])
+    store = lvol.store
+    try:
+        store.bs.set_parent(lvol.blob, parent.blob.id)
+    except BlobstoreError as e:
+        raise _bs_error(e) from e
+    await store.persist_change()
+    store.sync_esnaps()
+    return True
+
+
+@rpc("bdev_lvol_set_parent_bdev")
+async def bdev_lvol_set_parent_bdev(target: Target, params: Any) -> Any:
+    p = decode(params, {"lvol_name": ("str", True), "parent_name": ("str", True)})
+    lvol = _lvol_by_bdev_name(target, p["lvol_name"])
+    esnap = target.find_bdev(p["parent_name"])
+    if esnap is None:
+        raise errno_message(INVALID_PARAMS, ENODEV)
+    lvol.store.set_external_parent(lvol.blob, esnap)
+    await lvol.store.persist_change()
+    return True
 
 
 @rpc("bdev_lvol_set_read_only")
@@ -695,7 +831,7 @@ async def bdev_lvol_rename(target: Target, params: Any) -> Any:
     if blob.read_only:
         raise errno_message(INVALID_PARAMS, EPERM)
     old = blob.name
-    blob.name = new[: NAME_MAX - 1]
+    blob.name = _cut_name(new)
     try:
         await store.persist()
     except (RpcError, BlobstoreError) as e:
@@ -729,6 +865,7 @@ async def bdev_lvol_delete(target: Target, params: Any) -> Any:
         store.lvols.remove(lvol)
     await target.unregister_bdev(lvol)
     store.bs.delete(lvol.blob)
+    store.sync_esnaps()
     try:
         await store.persist()
     except (RpcError, BlobstoreError) as e:
@@ -769,6 +906,7 @@ async def examine_lvstore(target: Target, bdev: Bdev) -> None:
     store = LvolStore(target, bdev, bs)
     bdev.claim(store, CLAIM_READ_MANY_WRITE_ONE)
     state.stores.append(store)
+    store.sync_esnaps()
     blobs = [b for b in sorted(bs.blobs.values(), key=lambda b: b.id) if b.id != bs.super_blob]
     store.lvols = [LvolBdev(store, b) for b in blobs]
     # All lvols are opened at once; one whose blob has a parent finishes opening (and

@@ -92,6 +92,9 @@ MALLOC_SPEC: dict[str, tuple[str, bool]] = {
 }
 
 
+MD_SIZES = (0, 8, 16, 32, 64, 128)
+
+
 def _interleaved_block_size(block_size: int, md_size: int, interleave: bool) -> int:
     return block_size + md_size if interleave and md_size else block_size
 
@@ -100,13 +103,15 @@ def _interleaved_block_size(block_size: int, md_size: int, interleave: bool) -> 
 async def bdev_malloc_create(target: Target, params: Any) -> Any:
     p = decode(params, MALLOC_SPEC)
     st = target.state(MallocState)
-    name = p.get("name")
-    if name is None:
-        name = f"Malloc{st.unnamed}"
-        st.unnamed += 1
     block_size = p["block_size"]
     if block_size % 512 or block_size == 0 or p["num_blocks"] == 0:
         raise errno_error(EINVAL)
+    if p.get("physical_block_size", 0) % 512 or p.get("md_size", 0) not in MD_SIZES:
+        raise errno_error(EINVAL)
+    name = p.get("name")
+    if name is None:  # drawn only once the options passed: a failed register still uses it up
+        name = f"Malloc{st.unnamed}"
+        st.unnamed += 1
     target.check_new(name, p.get("uuid"))
     md_size = p.get("md_size", 0)
     bdev = MallocBdev(

@@ -149,10 +149,10 @@ async def bdev_passthru_create(target: Target, params: Any) -> Any:
 @rpc("bdev_passthru_delete")
 async def bdev_passthru_delete(target: Target, params: Any) -> Any:
     p = decode(params, {"name": ("str", True)})
-    bdev = target.find_bdev(p["name"])
-    if not isinstance(bdev, PassthruBdev) or bdev.name != p["name"]:
+    bdev = target.find_bdev(p["name"])  # by name or alias (spdk_bdev_unregister_by_name)
+    if not isinstance(bdev, PassthruBdev):
         raise errno_error(ENODEV)
     await target.unregister_bdev(bdev)
-    st = target.state(PassthruState)
+    st = target.state(PassthruState)  # the association goes only when it was named by its name
     st.names = [a for a in st.names if a.name != p["name"]]
     return True

@@ -258,7 +258,7 @@ def _is_category(v: Any) -> bool:
 
 
 def _is_base_list(v: Any) -> bool:
-    return isinstance(v, list) and len(v) <= MAX_BASE_BDEVS and all(isinstance(x, str) for x in v)
+    return isinstance(v, list) and len(v) <= MAX_BASE_BDEVS and all(isinstance(x, str) and "\x00" not in x for x in v)
 
 
 CREATE_SPEC: dict[str, tuple[str, bool]] = {

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import uuid as uuidlib
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from .bdev import Bdev
-from .errors import EEXIST, ENODEV, errno_error
+from .errors import EEXIST, EINVAL, ENODEV, errno_error
 from .registry import EXAMINERS
 
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
 T = TypeVar("T")
 B = TypeVar("B", bound=Bdev)
 
@@ -70,14 +72,25 @@ class Target:
 
     # ---- register / unregister ------------------------------------------------------------
     def check_new(self, name: str, uuid: str | None = None, aliases: list[str] | None = None) -> None:
-        """-17 when the name, an alias or the uuid is already in use."""
+        """bdev_register's checks: -22 for an empty name; -17 when the name, an alias or the uuid
+        (which becomes an alias unless it is the name itself) is already some bdev's name or alias."""
+        if not name:
+            raise errno_error(EINVAL)
         if self.name_taken(name) or any(self.name_taken(a) for a in aliases or []):
             raise errno_error(EEXIST)
-        if uuid is not None and self.uuid_taken(uuid):
-            raise errno_error(EEXIST)
+        if uuid is not None and uuid.lower() != NIL_UUID:
+            uuid = uuid.lower()
+            if uuid != name and (self.uuid_taken(uuid) or self.name_taken(uuid)):
+                raise errno_error(EEXIST)
 
     async def register_bdev(self, bdev: Bdev, examine: bool = True) -> None:
         """Add a bdev, run examine on it (which may register more bdevs), then notify."""
+        if bdev.uuid == NIL_UUID:  # a nil uuid means none: bdev_register generates one
+            fresh = str(uuidlib.uuid4())
+            bdev.aliases = [fresh if a == NIL_UUID else a for a in bdev.aliases]
+            bdev.uuid = fresh
+        if bdev.uuid == bdev.name:  # the uuid alias is added only when it differs from the name
+            bdev.aliases = [a for a in bdev.aliases if a != bdev.uuid]
         self.check_new(bdev.name, bdev.uuid, [a for a in bdev.aliases if a != bdev.uuid])
         self.bdevs[bdev.name] = bdev
         self.bdev_added.set()
