@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 BOOT_PREFIX = "svboot_"
 NOTIFY_EVERY = 0.05
 RAID_EVERY = 0.25
+#: SPDK that has not answered for this long (refused, closed, or silent) is taken for lost
+SPDK_LOST_AFTER = 1.0
+#: how long one watch call may take: a busy SPDK answers well within it, a hung one never
+WATCH_TIMEOUT = 2.0
 #: findings that mean the owner cannot serve a volume as mapped yet
 BLOCKING = frozenset({"waiting_for_legs", "leg_unreachable", "no_source", "identity_mismatch"})
 
@@ -95,6 +99,8 @@ class Agent:
         self.acked: set[tuple[int, str, int]] = set()
         self.max_token = 0
         self.fenced = False
+        self.spdk_ok = asyncio.Event()  # clear while SPDK is lost: nothing is registered then
+        self.spdk_ok.set()
         self.passes = 0
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -142,7 +148,10 @@ class Agent:
 
     async def come_back(self, marked: Node) -> None:
         """The master declared this node down (its lease ran out, or it missed a deadline):
-        everything it held has been remapped; register again as a fresh member."""
+        everything it held has been remapped; register again as a fresh member (not while SPDK
+        is lost: the node registers again when SPDK answers)."""
+        if not self.spdk_ok.is_set():
+            return
         log.warning("node marked %s (%s): registering again", marked.state, marked.extra)
         self.node = replace(self.node, state="up", generation=marked.generation + 1)
         await self.store.put(keys.node(self.me), self.node.record())
@@ -227,6 +236,7 @@ class Agent:
     async def _reconcile_loop(self) -> None:
         await self.mirror.synced.wait()
         while True:
+            await self.spdk_ok.wait()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.cfg.resync_interval):
                     await self.kick.wait()
@@ -468,16 +478,28 @@ class Agent:
         since SPDK emits no raid events, a comparison of the raids' states every ``RAID_EVERY``."""
         last_raids: object = None
         next_raids = 0.0
+        last_ok = time.monotonic()
         while True:
             await asyncio.sleep(NOTIFY_EVERY)
+            if not self.spdk_ok.is_set():
+                try:
+                    await self.client.call("spdk_get_version", timeout=WATCH_TIMEOUT)
+                except SpdkError:
+                    continue
+                await self._spdk_back()
+                last_ok = time.monotonic()
+                continue
             try:
-                events = await self.spdk.notify_get_notifications(id=self.notify_next, max=1000)
+                events = await self.client.call(
+                    "notify_get_notifications", {"id": self.notify_next, "max": 1000}, timeout=WATCH_TIMEOUT
+                )
+                last_ok = time.monotonic()
                 if events:
                     self.notify_next = int(events[-1]["id"]) + 1
                     self.kick.set()
                 if time.monotonic() >= next_raids:
                     next_raids = time.monotonic() + RAID_EVERY
-                    raids = await self.client.call("bdev_raid_get_bdevs", {"category": "all"})
+                    raids = await self.client.call("bdev_raid_get_bdevs", {"category": "all"}, timeout=WATCH_TIMEOUT)
                     summary = sorted(
                         (r["name"], r["state"], r["num_base_bdevs_discovered"], (r.get("process") or {}).get("target"))
                         for r in raids
@@ -487,7 +509,42 @@ class Agent:
                         self.kick.set()
             except SpdkError as e:
                 log.debug("watching SPDK: %s", e)
-                await asyncio.sleep(0.5)
+                if time.monotonic() - last_ok >= SPDK_LOST_AFTER:
+                    await self._spdk_lost(e)
+                    last_raids = None
+
+    async def _spdk_lost(self, error: SpdkError) -> None:
+        """SPDK does not answer (killed, crashed, hung): the node serves nothing any more. Its
+        liveness goes at once, so the master moves its volumes and legs now (fencing it first where
+        that is configured), rather than after a lease or a deadline runs out. Nothing registers
+        again until SPDK answers."""
+        log.error("SPDK at %s is lost (%s): leaving the cluster until it answers again", self.spdk_address, error)
+        self.spdk_ok.clear()
+        self.held = None
+        self.statuses.clear()
+        self.added.clear()
+        down = self.node.record() | {"state": "down", "generation": self.node.generation + 1,
+                                     "reason": f"SPDK does not answer: {error}"}  # fmt: skip
+        lease = self.lease
+        try:
+            await self.store.put(keys.node(self.me), down)
+            if lease is not None:
+                await lease.revoke()
+        except StoreError as e:  # the store is out of reach too: the lease runs out by itself
+            log.warning("leaving the cluster: %s", e)
+            if lease is not None:
+                lease.abandon()
+
+    async def _spdk_back(self) -> None:
+        """SPDK answers again (restarted, as a rule): register as a new member."""
+        log.warning("SPDK at %s answers again: registering", self.spdk_address)
+        try:
+            await self.register()
+        except (SpdkError, StoreError) as e:
+            log.warning("registering after SPDK came back: %s", e)
+            return
+        self.spdk_ok.set()
+        self.kick.set()
 
     # ---- liveness ------------------------------------------------------------------------------
     async def _lease_loop(self) -> None:
@@ -497,6 +554,9 @@ class Agent:
             lease = self.lease
             assert lease is not None
             await lease.lost.wait()
+            if not self.spdk_ok.is_set():
+                await self.spdk_ok.wait()  # registered again with a new lease by _spdk_back
+                continue
             log.warning("lease lost: holding every owned volume until registered again")
             self.fenced = True
             self.kick.set()

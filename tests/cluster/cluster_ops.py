@@ -109,6 +109,7 @@ class State:
     devices: Mapping[tuple[str, str], Device]
     epochs: Sequence[Mapping[str, Any]]
     nodes: Mapping[str, Mapping[str, Any]]
+    exports: Sequence[Mapping[str, Any]] = ()
 
     def legs_on(self, node: str, device: str | None = None) -> dict[str, set[str]]:
         """Volume -> its leg ids on that node (and device)."""
@@ -319,12 +320,13 @@ class Ops:
 
     async def state(self) -> State:
         s = await self.store()
-        vols, sts, devs, eps, nodes = await asyncio.gather(
+        vols, sts, devs, eps, nodes, exps = await asyncio.gather(
             s.range(keys.prefix("volume")),
             s.range(keys.prefix("status")),
             s.range(keys.devices()),
             s.range(keys.prefix("epoch")),
             s.range(keys.prefix("node")),
+            s.range(keys.prefix("export")),
         )
         volumes = {kv.value["name"]: Volume.of(kv.value) for kv in vols.kvs}
         devices = {(kv.value["node"], kv.value["device_id"]): Device.of(kv.value) for kv in devs.kvs}
@@ -334,11 +336,13 @@ class Ops:
             devices,
             [kv.value for kv in eps.kvs],
             {kv.value["node_id"]: kv.value for kv in nodes.kvs},
+            [kv.value for kv in exps.kvs],
         )
 
     async def wait_registered(self, nodes: Sequence[str], *, within: float = 30.0) -> None:
         """Until every node is up, holds its liveness lease (for its current boot) and has all its
-        devices usable: only then does placement see every node."""
+        devices usable, in the store and, when a controller runs, in the leader's view too (its
+        mirror may lag the store by a moment): only then does placement see every node."""
 
         async def problems() -> list[str]:
             st = await self.state()
@@ -352,6 +356,11 @@ class Ops:
                     out.append(f"{node}: no liveness record for boot {n.get('boot_id')}")
                 out += [f"{node}/{d}: not usable" for d in self.device_ids(node)
                         if not (st.devices.get((node, d)) and st.devices[(node, d)].usable)]  # fmt: skip
+            if not out and self.controllers:
+                seen = await self.admin("cluster_status")
+                devices = sum(len(self.device_ids(n)) for n in nodes)
+                if seen["nodes"]["up"] < len(nodes) or seen["devices"].get("available", 0) < devices:
+                    out.append(f"the leader sees {seen['nodes']} nodes and {seen['devices']} devices")
             return out
 
         await settled(problems, within=within, what="every node registered")

@@ -158,6 +158,37 @@ async def test_node_kill_moves_legs_and_ownership_to_survivors(ops: Ops) -> None
     assert not await ops.pattern_problems()
 
 
+async def test_spdk_kill_under_a_live_agent_moves_its_volumes_within_5_s(ops: Ops) -> None:
+    """SIGKILL of a node's SPDK while its agent runs on: within 5 s every volume it owned has
+    another owner whose export serves it, no mapping has a leg there, and the data reads back."""
+    before = await ops.state()
+    dead = "n2"
+    survivors = tuple(n for n in NODES if n != dead)
+    owned = {v.name for v in before.volumes.values() if v.owner == dead}
+    assert owned, f"{dead} owns no volume"
+    started = time.monotonic()
+    ops.c.stop_sim(dead)
+
+    async def served_elsewhere() -> list[str]:
+        st = await ops.state()
+        out = [] if st.nodes[dead]["state"] == "down" else [f"{dead} is {st.nodes[dead]['state']}"]
+        out += [f"{v.name}: leg on {dead}" for v in st.volumes.values() if dead in v.nodes()]
+        out += [f"{e['volume']}: exported on {e['node']}" for e in st.exports if e["node"] == dead]
+        out += [f"{e['volume']}: export is {e['state']}" for e in st.exports if e["state"] != "active"]
+        for name in owned:
+            status = st.statuses.get(name) or {}
+            if status.get("node") == dead or not status.get("exported"):
+                out.append(f"{name}: not exported by its new owner yet")
+        return out
+
+    moved = await ops.settled(served_elsewhere, within=5.0, what=f"volumes of {dead} served elsewhere")
+    assert ops.c.procs.alive(f"{dead}-agent"), "the agent was to keep running"
+    assert not await ops.pattern_problems(sorted(owned))
+    took = await repair(ops, started, lambda st: [], survivors, f"volumes rebuilt after {dead}'s SPDK was killed")
+    print(f"timing: SPDK kill under a live agent: served elsewhere after {moved:.2f} s, healthy {took.healthy:.2f} s")
+    assert not await ops.pattern_problems()
+
+
 async def test_restored_device_is_emptied_and_reused(ops: Ops) -> None:
     node, device = "n1", "n1d0"
     lvs = names.lvstore(device)
