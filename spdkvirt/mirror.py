@@ -2,8 +2,11 @@
 
 Agents and the master both work from such a copy: read once in full, then every change in order
 (:meth:`Store.follow`), each record parsed once into its value type. Records were checked against
-their schemas when written; a record that does not parse is left out, with a warning. ``changed`` fires after any
-change; ``synced`` once every kind has had its first full read.
+their schemas when written, but a newer version of spdkvirt may write a shape this one cannot read.
+Such a record is *unknown*, never absent: the value last read at its key stays (if there was one),
+the key is listed in ``unparsed``, and a caller that would remove what no record wants must not
+while any record of that kind is unknown. ``changed`` fires after any change; ``synced`` once every
+kind has had its first full read.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Mirror:
         self.store = store
         self.parsers = dict(parsers)
         self.data: dict[str, dict[str, Entry]] = {kind: {} for kind in parsers}
+        self.unparsed: dict[str, dict[str, str]] = {kind: {} for kind in parsers}  # kind -> key -> why
         self.changed = asyncio.Event()
         self.synced = asyncio.Event()
         self.revision = 0
@@ -68,12 +72,20 @@ class Mirror:
     def get(self, kind: str, key: str) -> Entry | None:
         return self.data[kind].get(key)
 
+    def complete(self, *kinds: str) -> bool:
+        """Whether every record of these kinds could be read (so what none wants may go)."""
+        return not any(self.unparsed[k] for k in kinds)
+
     def _parse(self, kind: str, key: str, record: Mapping[str, Any], revision: int) -> Entry | None:
         try:
-            return Entry(self.parsers[kind](record), revision, record)
-        except (KeyError, TypeError, ValueError) as e:
-            log.warning("ignoring %s: %s", key, e)
+            entry = Entry(self.parsers[kind](record), revision, record)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            if key not in self.unparsed[kind]:
+                log.error("cannot read %s (%s): keeping it as last read; removing nothing it may want", key, e)
+            self.unparsed[kind][key] = f"{type(e).__name__}: {e}"
             return None
+        self.unparsed[kind].pop(key, None)
+        return entry
 
     def _set(self, kind: str, key: str, entry: Entry | None) -> None:
         table = self.data[kind]
@@ -91,6 +103,8 @@ class Mirror:
                 async for item in self.store.follow(keys.prefix(kind), validate=False):
                     if isinstance(item, Resync):
                         fresh = {kv.key: self._parse(kind, kv.key, kv.value, kv.mod_revision) for kv in item.kvs}
+                        for key in set(self.unparsed[kind]) - set(fresh):
+                            del self.unparsed[kind][key]
                         for key in set(self.data[kind]) - set(fresh):
                             self._set(kind, key, None)
                         for key, entry in fresh.items():
@@ -102,9 +116,12 @@ class Mirror:
                             self.synced.set()
                     else:
                         if item.kind == EventKind.DELETE:
+                            self.unparsed[kind].pop(item.key, None)
                             self._set(kind, item.key, None)
                         else:
-                            self._set(kind, item.key, self._parse(kind, item.key, item.value, item.revision))
+                            entry = self._parse(kind, item.key, item.value, item.revision)
+                            if entry is not None:  # unknown: the value last read stays
+                                self._set(kind, item.key, entry)
                         self.revision = max(self.revision, item.revision)
                     self.changed.set()
             except asyncio.CancelledError:

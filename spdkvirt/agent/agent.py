@@ -276,8 +276,10 @@ class Agent:
             obs = await self.observe()
         self.forget_adds(obs)
         await self.check_devices(obs)
+        # a record this agent cannot read is unknown, not absent: then nothing unwanted is removed
+        complete = self.mirror.complete("volume", "export", "node")
         view = NodeView(
-            self.node, self.nodes(), self.volumes(), self.exports(), self.wanted_held(), True, self.cfg.options
+            self.node, self.nodes(), self.volumes(), self.exports(), self.wanted_held(), complete, self.cfg.options
         )
         plan = plan_node(view, obs)
         async with self.lock:

@@ -228,10 +228,11 @@ class Master:
         owned = Counter(v.owner for v in volumes.values())
         statuses = self.statuses()
         out = []
+        unreadable = self.mirror.unparsed["volume"] if self.mirror is not None else {}
         for name in sorted(volumes if names is None else names):
             v = volumes.get(name)
-            if v is None:
-                continue
+            if v is None or keys.volume(name) in unreadable:
+                continue  # a record this version cannot read is never written over
             st = statuses.get(name) or {}
             suspects = set()
             if st.get("node") == v.owner and st.get("generation") == v.generation:

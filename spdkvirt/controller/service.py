@@ -43,7 +43,13 @@ class VolumeService:
         return self.master
 
     def _volume(self, name: str) -> Volume:
-        v = self._lead().volumes().get(name)
+        m = self._lead()
+        assert m.mirror is not None
+        why = m.mirror.unparsed["volume"].get(keys.volume(name))
+        if why is not None:
+            raise InvalidState(f"the record of volume {name!r} cannot be read by this controller ({why}); "
+                               "a newer version may have written it", {"kind": "volume", "name": name})  # fmt: skip
+        v = m.volumes().get(name)
         if v is None:
             raise NotFound.of("volume", name)
         return v
