@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .replayer import DIR, Conn, Replay
+from .replayer import Conn, Replay
 from .targets import REAL_ARGS, REAL_ENV, real_command
 
 
@@ -40,18 +40,8 @@ class Recording(Replay):
             step["ms"] = round((time.monotonic() - t0) * 1000, 2)
             self.result.report(label, [])
         elif "raw" in step:
-            c = Conn(self.targets[target].socket_path, 5)
-            c.send(step["raw"].replace(DIR, self.dir))
-            deadline = time.monotonic() + step.setdefault("wait_s", 1.0)
-            replies: list[Any] = []
-            closed = False
-            try:
-                while (obj := c.read(deadline)) is not None:
-                    replies.append(self.masked(obj))
-            except EOFError:
-                closed = True
-            c.close()
-            step["responses"], step["closed"] = replies, closed
+            step.setdefault("wait_s", 1.0)
+            step["responses"], step["closed"] = self.exchange_raw(step)
             self.result.report(label, [])
         else:
             super().step(step, label)

@@ -189,7 +189,9 @@ class Replay:
             return self.result.report(label, diffs)
         return self.result.report(label, [])
 
-    def raw(self, step: dict[str, Any], label: str) -> None:
+    def exchange_raw(self, step: dict[str, Any]) -> tuple[list[Any], bool]:
+        """Write a raw step's text on a new connection: the replies within its wait, and whether
+        the target closed the connection."""
         c = Conn(self.targets[step["target"]].socket_path, 5)
         c.send(step["raw"].replace(DIR, self.dir))
         deadline = time.monotonic() + step.get("wait_s", 1.0)
@@ -201,6 +203,10 @@ class Replay:
         except EOFError:
             closed = True
         c.close()
+        return replies, closed
+
+    def raw(self, step: dict[str, Any], label: str) -> None:
+        replies, closed = self.exchange_raw(step)
         diffs = [] if closed == step.get("closed", False) else [f"closed: recorded {step.get('closed')}"]
         diffs += compare(None, {"raw": step.get("responses", [])}, {"raw": replies}, self.umap)
         self.result.report(label, diffs)
