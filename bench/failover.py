@@ -7,12 +7,19 @@ remapped and its epoch finished (I/O resumed):
 
 - device failures (``sim_bdev_fail``), one device at a time, restored between trials;
 - node kills (simulator SIGKILLed, agent gone; noticed when its lease runs out);
+- SPDK kills under a live agent (only the target SIGKILLed; the agent notices and leaves), then
+  the target started again (the agent registers it as a new boot);
 - the quiescing phase of an epoch over 1,000 volumes on 3 nodes (the master's own timing).
 
-Ends with one line: ``device_p99_ms=… node_p99_ms=… quiesce1000_p99_ms=…``.
+With ``--spdk-tgt COMMAND`` the nodes run real spdk_tgt processes instead (``-r SOCKET`` is added);
+a device failure is then a ``bdev_aio_delete`` (restored with ``bdev_aio_create`` of the same file
+and uuid).
+
+Ends with one line: ``device_p99_ms=… node_p99_ms=… spdk_kill_p99_ms=… quiesce1000_p99_ms=…``.
 
     .venv/bin/python bench/failover.py [--volumes 20] [--device-trials 10] [--node-trials 3]
-        [--quiesce-volumes 1000] [--quiesce-trials 5] [--rpc-poll-ms 4]
+        [--spdk-kill-trials 3] [--quiesce-volumes 1000] [--quiesce-trials 5] [--rpc-poll-ms 4]
+        [--spdk-tgt COMMAND]
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import asyncio
 import functools
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -132,14 +140,20 @@ async def device_trials(c: ProcCluster, store: Store, trials: int) -> list[float
         hit = {v.name for v in vols.values() if any((leg.node, leg.device) == (node, dev) for leg in v.legs)}
         since = await last_epoch(store)
         async with SpdkClient(c.socket(node)) as spdk:
+            [bdev] = await spdk.call("bdev_get_bdevs", {"name": dev})
             t0 = time.monotonic()
-            await spdk.call("sim_bdev_fail", {"name": dev})
+            await spdk.call("bdev_aio_delete" if c.target else "sim_bdev_fail", {"name": dev})
             if hit:
                 bad = functools.partial(on_device, (node, dev))
                 await until(functools.partial(remapped, store, hit, bad, since), 60, f"remap after {dev} failed")
                 out.append((time.monotonic() - t0) * 1e3)
             await until(lambda: healthy(store), 120, "full redundancy")
-            await spdk.call("sim_bdev_restore", {"name": dev})
+            if c.target:
+                again = {"filename": bdev["driver_specific"]["aio"]["filename"], "name": dev,
+                         "block_size": bdev["block_size"], "uuid": bdev["uuid"]}  # fmt: skip
+                await spdk.call("bdev_aio_create", again)
+            else:
+                await spdk.call("sim_bdev_restore", {"name": dev})
         await until(functools.partial(device_state, store, node, dev, "available"), 30, f"{dev} back")
         print(f"  device {node}/{dev}: {len(hit)} volume(s), {out[-1] if hit else 0:.0f} ms", flush=True)
         if DEBUG:
@@ -169,6 +183,26 @@ async def node_trials(c: ProcCluster, store: Store, trials: int) -> list[float]:
         print(f"  node {node}: {len(hit)} volume(s), {out[-1]:.0f} ms", flush=True)
         await until(lambda: healthy(store), 120, "full redundancy")
         await c.start_node(node)
+        await until(functools.partial(node_up, store, node), 30, f"{node} back")
+    return out
+
+
+async def spdk_kill_trials(c: ProcCluster, store: Store, trials: int) -> list[float]:
+    out = []
+    for i in range(trials):
+        node = c.members[(i + 1) % len(c.members)]
+        vols = await volumes(store)
+        hit = {v.name for v in vols.values() if node in v.nodes()}
+        since = await last_epoch(store)
+        t0 = time.monotonic()
+        c.sims[node].kill()  # the agent runs on
+        bad = functools.partial(on_node, node)
+        await until(functools.partial(remapped, store, hit, bad, since), 60, f"remap after {node}'s SPDK died")
+        out.append((time.monotonic() - t0) * 1e3)
+        print(f"  SPDK of {node}: {len(hit)} volume(s), {out[-1]:.0f} ms", flush=True)
+        await until(lambda: healthy(store), 120, "full redundancy")
+        c.sims[node].start()
+        await c.sims[node].ready()
         await until(functools.partial(node_up, store, node), 30, f"{node} back")
     return out
 
@@ -227,9 +261,12 @@ async def epoch_done(store: Store, number: int) -> dict[str, Any] | None:
 class ProcCluster:
     """etcd, simulators, agents and a controller as processes of this benchmark's own."""
 
-    def __init__(self, workdir: Path, poll_ms: float, nodes: int = 3, devices: int = 2) -> None:
+    def __init__(
+        self, workdir: Path, poll_ms: float, nodes: int = 3, devices: int = 2, target: tuple[str, ...] = ()
+    ) -> None:
         self.workdir = workdir
         self.poll_ms = poll_ms
+        self.target = target
         self.etcd = LocalEtcd(1)
         self.members = [f"n{i + 1}" for i in range(nodes)]
         self.devices = devices
@@ -256,7 +293,7 @@ class ProcCluster:
     async def start_node(self, node: str) -> None:
         d = self.workdir / node
         d.mkdir(parents=True, exist_ok=True)
-        sim = self.sims.setdefault(node, SpdkProcess(self.socket(node), str(d / "spdk.log"), self.poll_ms))
+        sim = self.sims.setdefault(node, SpdkProcess(self.socket(node), str(d / "spdk.log"), self.poll_ms, self.target))
         sim.start()
         await sim.ready()
         argv = ["agent", "--node-id", node, "--spdk-socket", self.socket(node), "--store", self.url,
@@ -295,7 +332,7 @@ class ProcCluster:
 
 async def main(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="spdkvirt-failover-"))
-    c = ProcCluster(workdir, args.rpc_poll_ms)
+    c = ProcCluster(workdir, args.rpc_poll_ms, target=tuple(shlex.split(args.spdk_tgt)))
     try:
         await c.start()
         store = await open_store(c.url)
@@ -306,6 +343,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"{args.volumes} mirrored volumes on 3 nodes x 2 devices", flush=True)
         dev = await device_trials(c, store, args.device_trials)
         node = await node_trials(c, store, args.node_trials)
+        spdk_kill = await spdk_kill_trials(c, store, args.spdk_kill_trials)
         quiesce = await quiesce_trials(c, store, args.quiesce_volumes, args.quiesce_trials)
         await store.close()
     finally:
@@ -314,8 +352,15 @@ async def main(args: argparse.Namespace) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
     print(f"device failure -> remapped: p50 {pct(dev, 50):.0f} ms, p99 {pct(dev, 99):.0f} ms ({len(dev)} trials)")
     print(f"node kill -> remapped: p50 {pct(node, 50):.0f} ms, p99 {pct(node, 99):.0f} ms ({len(node)} trials)")
+    print(
+        f"SPDK kill -> remapped: p50 {pct(spdk_kill, 50):.0f} ms, p99 {pct(spdk_kill, 99):.0f} ms "
+        f"({len(spdk_kill)} trials)"
+    )
     print(f"quiesce {args.quiesce_volumes} volumes: p50 {pct(quiesce, 50):.1f} ms, p99 {pct(quiesce, 99):.1f} ms")
-    print(f"device_p99_ms={pct(dev, 99):.0f} node_p99_ms={pct(node, 99):.0f} quiesce1000_p99_ms={pct(quiesce, 99):.1f}")
+    print(
+        f"device_p99_ms={pct(dev, 99):.0f} node_p99_ms={pct(node, 99):.0f} spdk_kill_p99_ms={pct(spdk_kill, 99):.0f} "
+        f"quiesce1000_p99_ms={pct(quiesce, 99):.1f}"
+    )
 
 
 async def ready(api: ApiClient) -> bool:
@@ -333,7 +378,9 @@ if __name__ == "__main__":
     p.add_argument("--node-trials", type=int, default=3)
     p.add_argument("--quiesce-volumes", type=int, default=1000)
     p.add_argument("--quiesce-trials", type=int, default=5)
+    p.add_argument("--spdk-kill-trials", type=int, default=3)
     p.add_argument("--rpc-poll-ms", type=float, default=4.0)
+    p.add_argument("--spdk-tgt", default="", help="start real spdk_tgt processes with this command")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO if a.verbose else logging.ERROR, stream=sys.stderr)
