@@ -95,9 +95,22 @@ def volume_view(
     return out
 
 
-def export_view(record: Mapping[str, Any]) -> JsonObject:
-    """An export record as the API shows it."""
-    out: JsonObject = {k: record[k] for k in ("volume", "export_id", "protocol", "node", "state")}
+def export_state(record: Mapping[str, Any], status: Mapping[str, Any] | None, alive: bool) -> str:
+    """What an export is, as far as SPDK is known to serve it: ``active`` only while its node is
+    alive and last reported the volume exported there; a wanted export not served (yet) is
+    ``pending``."""
+    state = str(record["state"])
+    if state != "active":
+        return state
+    served = status is not None and status.get("node") == record["node"] and bool(status.get("exported"))
+    return "active" if served and alive else "pending"
+
+
+def export_view(record: Mapping[str, Any], status: Mapping[str, Any] | None = None, alive: bool = False) -> JsonObject:
+    """An export record as the API shows it; ``status``: its volume's status record, ``alive``:
+    whether the export's node holds its liveness (the state shown is :func:`export_state`)."""
+    out: JsonObject = {k: record[k] for k in ("volume", "export_id", "protocol", "node")}
+    out["state"] = export_state(record, status, alive)
     if "nvmf" in record:
         nvmf = record["nvmf"]
         out["nvmf"] = {
@@ -178,7 +191,10 @@ class StoreReadSide:
         return volume_view(kv.value, exports.get(name, []), status.value if status is not None else None)
 
     async def export_list(self, params: Params) -> list[JsonObject]:
-        return [export_view(e) for e in await self._values(keys.exports(params.get("volume")))]
+        exports = await self._values(keys.exports(params.get("volume")))
+        status = {s["volume"]: s for s in await self._values(keys.prefix("status"))}
+        alive = {a["node"] for a in await self._values(keys.prefix("alive"))}
+        return [export_view(e, status.get(e["volume"]), e["node"] in alive) for e in exports]
 
     async def _legs_per_device(self) -> Counter[tuple[str, str]]:
         volumes = await self._values(keys.prefix("volume"))

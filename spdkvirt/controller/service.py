@@ -167,7 +167,7 @@ class VolumeService:
             record["iscsi"] = self._iscsi(v, owner, params, existing[0] if existing else None)
             await put_guarded(m.store, m.guard, [record])
             await self._until(lambda: bool((m.statuses().get(v.name) or {}).get("exported")), self.wait)
-            return export_view(record)
+            return self._export_shown(record)
         record |= {
             "nvmf": {
                 "subnqn": names.volume_nqn(v.name), "nsid": 1,
@@ -179,7 +179,12 @@ class VolumeService:
         }  # fmt: skip
         await put_guarded(m.store, m.guard, [record])
         await self._until(lambda: bool((m.statuses().get(v.name) or {}).get("exported")), self.wait)
-        return export_view(record)
+        return self._export_shown(record)
+
+    def _export_shown(self, record: Mapping[str, Any]) -> JsonObject:
+        """The export as the API shows it: ``active`` only once its owner reports it served."""
+        m = self._lead()
+        return export_view(record, m.statuses().get(record["volume"]), m.cluster().node_ok(record["node"]))
 
     def _iscsi(self, v: Volume, owner: Node, params: Params, old: Mapping[str, Any] | None) -> dict[str, Any]:
         """The iSCSI part of an export record: the volume's IQN, LUN 0, the node's portal and an
