@@ -30,7 +30,7 @@ from spdkvirt.model.records import Device, Epoch, Export, Fence, Node, Volume, n
 from spdkvirt.model.status import leg_bdevs, volume_status
 from spdkvirt.model.steps import GONE, Plan, Stage, Step
 from spdkvirt.spdk.client import SpdkClient
-from spdkvirt.spdk.errors import SpdkError
+from spdkvirt.spdk.errors import SpdkConnectError, SpdkConnectionLost, SpdkError, SpdkTransportError
 from spdkvirt.spdk.methods import Spdk
 from spdkvirt.store import Conflict, Lease, Store, StoreError, keys
 
@@ -39,9 +39,12 @@ log = logging.getLogger(__name__)
 BOOT_PREFIX = "svboot_"
 NOTIFY_EVERY = 0.05
 RAID_EVERY = 0.25
-#: SPDK that has not answered for this long (refused, closed, or silent) is taken for lost
+#: SPDK whose socket has refused or dropped every call for this long is gone (killed, crashed)
 SPDK_LOST_AFTER = 1.0
-#: how long one watch call may take: a busy SPDK answers well within it, a hung one never
+#: SPDK that accepts calls but has answered none for this long is hung (a busy one answers sooner:
+#: a batch of thousands of steps takes seconds, not this)
+SPDK_HUNG_AFTER = 15.0
+#: how long one watch call may take before it is asked again
 WATCH_TIMEOUT = 2.0
 #: findings that mean the owner cannot serve a volume as mapped yet
 BLOCKING = frozenset({"waiting_for_legs", "leg_unreachable", "no_source", "identity_mismatch"})
@@ -60,6 +63,15 @@ class AgentConfig:
     rpc_timeout: float = 30.0
     options: Options = field(default_factory=Options)
     fence: Fence | None = None
+
+
+def spdk_lost(error: SpdkError, quiet: float) -> bool:
+    """Whether SPDK counts as lost after a watch call ended with ``error``, ``quiet`` seconds after
+    its last answer: gone when its socket refuses or drops calls for ``SPDK_LOST_AFTER``, hung when
+    it answers nothing for ``SPDK_HUNG_AFTER``; an error it answered with is no sign of either."""
+    if isinstance(error, (SpdkConnectError, SpdkConnectionLost)):
+        return quiet >= SPDK_LOST_AFTER
+    return isinstance(error, SpdkTransportError) and quiet >= SPDK_HUNG_AFTER
 
 
 def parsers() -> dict[str, Any]:
@@ -511,12 +523,13 @@ class Agent:
                         self.kick.set()
             except SpdkError as e:
                 log.debug("watching SPDK: %s", e)
-                if time.monotonic() - last_ok >= SPDK_LOST_AFTER:
+                if spdk_lost(e, time.monotonic() - last_ok):
                     await self._spdk_lost(e)
                     last_raids = None
 
     async def _spdk_lost(self, error: SpdkError) -> None:
-        """SPDK does not answer (killed, crashed, hung): the node serves nothing any more. Its
+        """SPDK is gone (its socket refuses: killed, crashed) or hung (no answer for
+        ``SPDK_HUNG_AFTER``): the node serves nothing any more, or nothing it can be trusted with. Its
         liveness goes at once, so the master moves its volumes and legs now (fencing it first where
         that is configured), rather than after a lease or a deadline runs out. Nothing registers
         again until SPDK answers."""
