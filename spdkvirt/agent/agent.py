@@ -281,9 +281,7 @@ class Agent:
         if BOOT_PREFIX + self.node.boot_id not in obs.bdevs:
             # SPDK restarted under this agent: it holds nothing any more; start over as a new boot
             log.warning("SPDK restarted (boot %s gone): registering again", self.node.boot_id)
-            self.held = None
-            self.statuses.clear()
-            self.added.clear()
+            self.forget_spdk()
             await self.register()
             obs = await self.observe()
         self.forget_adds(obs)
@@ -317,6 +315,13 @@ class Agent:
         await self.report(view, obs, plan)
         await self.ack_converged(plan, outcome)
         return bool(plan.steps)
+
+    def forget_spdk(self) -> None:
+        """What this agent remembers of its SPDK (holds, reported statuses, members it added), for
+        an SPDK that holds nothing of it any more (restarted, or lost)."""
+        self.held = None
+        self.statuses.clear()
+        self.added.clear()
 
     def remember_holds(self, done: Iterable[Step], initial: frozenset[str] | None) -> None:
         held = set(initial) if initial is not None else (self.held or set())
@@ -535,9 +540,7 @@ class Agent:
         again until SPDK answers."""
         log.error("SPDK at %s is lost (%s): leaving the cluster until it answers again", self.spdk_address, error)
         self.spdk_ok.clear()
-        self.held = None
-        self.statuses.clear()
-        self.added.clear()
+        self.forget_spdk()
         down = self.node.record() | {"state": "down", "generation": self.node.generation + 1,
                                      "reason": f"SPDK does not answer: {error}"}  # fmt: skip
         lease = self.lease

@@ -106,7 +106,7 @@ def export_state(record: Mapping[str, Any], status: Mapping[str, Any] | None, al
     return "active" if served and alive else "pending"
 
 
-def export_view(record: Mapping[str, Any], status: Mapping[str, Any] | None = None, alive: bool = False) -> JsonObject:
+def export_view(record: Mapping[str, Any], status: Mapping[str, Any] | None, alive: bool) -> JsonObject:
     """An export record as the API shows it; ``status``: its volume's status record, ``alive``:
     whether the export's node holds its liveness (the state shown is :func:`export_state`)."""
     out: JsonObject = {k: record[k] for k in ("volume", "export_id", "protocol", "node")}

@@ -228,7 +228,8 @@ class Master:
         owned = Counter(v.owner for v in volumes.values())
         statuses = self.statuses()
         out = []
-        unreadable = self.mirror.unparsed["volume"] if self.mirror is not None else {}
+        assert self.mirror is not None  # volumes() above read it
+        unreadable = self.mirror.unparsed["volume"]
         for name in sorted(volumes if names is None else names):
             v = volumes.get(name)
             if v is None or keys.volume(name) in unreadable:
