@@ -159,7 +159,7 @@ async def device_trials(c: ProcCluster, store: Store, trials: int) -> list[float
         if DEBUG:
             for r in await records(store, "epoch"):
                 if r["number"] > since:
-                    print("   ", r["number"], r["reason"], r.get("timings"), r.get("ack_ms"), r.get("fenced"))
+                    print("   ", r["number"], r["reason"], r.get("timings"), r.get("ack_ms"), r.get("expelled"))
     return out
 
 
@@ -249,7 +249,7 @@ async def quiesce_trials(c: ProcCluster, store: Store, count: int, trials: int) 
         out.append(float(rec["timings"]["quiescing"]))
         print(f"  epoch {number}: {rec['timings']}", flush=True)
         if DEBUG:
-            print("   ", rec.get("ack_ms"), rec.get("fenced"))
+            print("   ", rec.get("ack_ms"), rec.get("expelled"))
     return out
 
 

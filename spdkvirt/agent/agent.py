@@ -15,7 +15,7 @@ import logging
 import os
 import time
 import uuid as uuidlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -108,9 +108,9 @@ class Agent:
         self.urgent = 0  # quiesce/resume instructions waiting for the pass under way
         self.instructions = 0  # bumped by every quiesce/resume: a plan made before one is stale
         self.notify_next = 0
-        self.acked: set[tuple[int, str, int]] = set()
+        self.acked: dict[tuple[int, str, int], Any] = {}  # (epoch, phase, token) -> the answer given
         self.max_token = 0
-        self.fenced = False
+        self.isolated = False  # holding every owned volume: the lease was lost
         self.spdk_ok = asyncio.Event()  # clear while SPDK is lost: nothing is registered then
         self.spdk_ok.set()
         self.passes = 0
@@ -156,7 +156,7 @@ class Agent:
         record = {"kind": "alive", "schema_version": 1, "node": self.me, "boot_id": self.node.boot_id,
                   "pid": os.getpid(), "since": now()}  # fmt: skip
         await self.store.put(keys.alive(self.me), record, lease=self.lease)
-        self.fenced = False
+        self.isolated = False
 
     async def come_back(self, marked: Node) -> None:
         """The master declared this node down (its lease ran out, or it missed a deadline):
@@ -236,7 +236,7 @@ class Agent:
 
     def wanted_held(self) -> frozenset[str]:
         owned = self.owned()
-        if self.fenced:
+        if self.isolated:
             return frozenset(owned)
         held: set[str] = set()
         for e in self.epochs():
@@ -403,34 +403,48 @@ class Agent:
 
         await asyncio.gather(*(put(n, s) for n, s in writes))
 
-    async def ack(self, epoch: Epoch, phase: str, volumes: Iterable[str] = ()) -> None:
+    async def ack(
+        self,
+        epoch: Epoch,
+        phase: str,
+        volumes: Iterable[str] = (),
+        failed: Mapping[str, str] | None = None,
+        applied: Mapping[str, int] | None = None,
+    ) -> None:
+        """Answer ``phase`` of ``epoch``: the volumes done (with the mapping generations applied, in
+        remapping) and those that failed, each with why. Written again whenever the answer changes."""
+        vols, bad = sorted(volumes), dict(sorted((failed or {}).items()))
+        answer = (tuple(vols), tuple(bad.items()), tuple(sorted((applied or {}).items())))
         mark = (epoch.number, phase, epoch.token)
-        if mark in self.acked:
+        if self.acked.get(mark) == answer:
             return
         record = {"kind": "ack", "schema_version": 1, "epoch": epoch.number, "node": self.me, "phase": phase,
-                  "leader_token": epoch.token, "status": "ok", "at": now()}  # fmt: skip
-        vols = sorted(volumes)
+                  "leader_token": epoch.token, "status": "failed" if bad else "ok", "at": now()}  # fmt: skip
         if vols:
             record["volumes"] = vols
+        if bad:
+            record["failed"] = bad
+            record["error"] = "; ".join(f"{v}: {why}" for v, why in list(bad.items())[:5])[:4000]
+        if applied:
+            record["applied"] = dict(sorted(applied.items()))
         await self.store.put(keys.ack(epoch.number, self.me), record)
-        self.acked.add(mark)
+        self.acked[mark] = answer
 
     async def ack_converged(self, plan: Plan, outcome: Outcome) -> None:
-        """Acknowledge remapping epochs once this node holds their new mappings."""
+        """Answer remapping epochs, volume by volume: done once this node holds a volume's new
+        mapping (no steps left, nothing blocking), failed where a step failed; the others are still
+        under way (the master waits for them up to its deadline, then fails them, not the node)."""
         volumes = self.volumes()
+        errors = outcome.errors()
+        busy = {s.volume for s in plan.steps if s.stage is not Stage.HOLD}
+        busy |= {f.volume for f in plan.findings if f.kind in BLOCKING}
         for e in self.epochs():
             if e.phase != "remapping":
                 continue
-            mine = [volumes[n] for n in e.volumes if n in volumes and self.me in volumes[n].nodes()]
-            if any(v.epoch < e.number for v in mine):
-                continue  # the new mappings have not reached this node yet
-            if any(s.volume in e.volumes and s.stage not in (Stage.HOLD,) for s in plan.steps):
-                continue
-            if any(f.volume in e.volumes and f.kind in BLOCKING for f in plan.findings):
-                continue
-            if outcome.failed_volumes() & e.volumes:
-                continue
-            await self.ack(e, "remapping", [v.name for v in mine])
+            mine = [volumes[n] for n in sorted(e.volumes) if n in volumes and self.me in volumes[n].nodes()]
+            failed = {v.name: errors[v.name] for v in mine if v.name in errors}
+            done = {v.name: v.generation for v in mine if v.name not in failed and v.name not in busy}
+            await self.ack(e, "remapping", done, failed, done)
 
     # ---- quiescence --------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -445,8 +459,32 @@ class Agent:
         finally:
             self.urgent -= 1
 
+    def current(self, epoch: Epoch, phase: str) -> bool:
+        """Whether ``epoch`` is still in ``phase`` under the newest leader this node has seen."""
+        entry = self.mirror.get("epoch", keys.epoch(epoch.number))
+        now_ = entry.value if entry is not None else epoch
+        return now_.phase == phase and now_.token == epoch.token and epoch.token >= self.max_token
+
+    async def answer(self, epoch: Epoch, phase: str, work: Any) -> None:
+        """Do ``work`` for ``phase`` of ``epoch`` and answer it; when the work cannot be done at all
+        (SPDK or the store out of reach), try again while the epoch is still in that phase."""
+        while self.current(epoch, phase):
+            try:
+                await work(epoch)
+                return
+            except (SpdkError, StoreError, OSError) as e:
+                log.warning("epoch %d: %s: %s; trying again", epoch.number, phase, e)
+            await asyncio.sleep(0.2)
+
     async def quiesce(self, epoch: Epoch) -> None:
-        """Hold host I/O of the affected volumes this node owns, halt their rebuilds, acknowledge."""
+        await self.answer(epoch, "quiescing", self._quiesce)
+
+    async def resume(self, epoch: Epoch) -> None:
+        await self.answer(epoch, "resuming", self._resume)
+
+    async def _quiesce(self, epoch: Epoch) -> None:
+        """Hold host I/O of the affected volumes this node owns, halt their rebuilds, answer: per
+        volume, held or why not."""
         started = time.monotonic()
         async with self.urgently():
             locked = time.monotonic()
@@ -466,15 +504,16 @@ class Agent:
                                       "halt rebuild", frozenset({GONE})))  # fmt: skip
             outcome = await execute(self.client, Plan(tuple(steps)), deadline=self.cfg.rpc_timeout)
             self.remember_holds(outcome.done, None)
-            if outcome.failed:
-                log.warning("epoch %d: quiesce failed: %s", epoch.number, outcome.summary())
-                return
-            await self.ack(epoch, "quiescing", owned)
+            failed = outcome.errors()
+            if failed:
+                log.warning("epoch %d: quiesce failed for %d volume(s): %s", epoch.number, len(failed),
+                            outcome.summary())  # fmt: skip
+            await self.ack(epoch, "quiescing", owned - failed.keys(), failed)
         ms = (time.monotonic() - started) * 1e3
         log.info("epoch %d: quiesced %d volume(s) in %.1f ms (lock after %.1f ms)", epoch.number, len(owned), ms,
                  (locked - started) * 1e3)  # fmt: skip
 
-    async def resume(self, epoch: Epoch) -> None:
+    async def _resume(self, epoch: Epoch) -> None:
         """Let held I/O of the affected volumes flow again; long work restarts in the next pass."""
         async with self.urgently():
             if epoch.token < self.max_token:
@@ -485,10 +524,10 @@ class Agent:
                      for n in targets]  # fmt: skip
             outcome = await execute(self.client, Plan(tuple(steps)), deadline=self.cfg.rpc_timeout)
             self.remember_holds(outcome.done, None)
-            if outcome.failed:
+            failed = outcome.errors()
+            if failed:
                 log.warning("epoch %d: resume failed: %s", epoch.number, outcome.summary())
-                return
-            await self.ack(epoch, "resuming", targets)
+            await self.ack(epoch, "resuming", set(targets) - failed.keys(), failed)
         self.kick.set()
 
     async def _watch_spdk(self) -> None:
@@ -576,7 +615,7 @@ class Agent:
                 await self.spdk_ok.wait()  # registered again with a new lease by _spdk_back
                 continue
             log.warning("lease lost: holding every owned volume until registered again")
-            self.fenced = True
+            self.isolated = True
             self.kick.set()
             while True:
                 try:

@@ -23,6 +23,13 @@ class Outcome:
     def failed_volumes(self) -> frozenset[str]:
         return frozenset(s.volume for s, _ in self.failed)
 
+    def errors(self) -> dict[str, str]:
+        """Per volume, the first step that failed and how."""
+        out: dict[str, str] = {}
+        for s, e in self.failed:
+            out.setdefault(s.volume, f"{s.method}: {e}"[:1000])
+        return out
+
     def summary(self) -> str:
         return "; ".join(f"{s.method} ({s.volume or '-'}): {e}" for s, e in self.failed[:5])
 

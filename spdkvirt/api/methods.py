@@ -151,7 +151,8 @@ def epoch_view(record: Mapping[str, Any]) -> JsonObject:
     out: JsonObject = {
         k: record[k] for k in ("number", "reason", "phase", "affected_volumes", "affected_nodes", "acks")
     }
-    shown = ("started_at", "updated_at", "timings", "fenced", "fencing", "remapped_at", "finished_at")
+    shown = ("started_at", "updated_at", "timings", "expelled", "failed", "remaps", "fencing", "remapped_at",
+             "finished_at")  # fmt: skip
     out.update({k: record[k] for k in shown if k in record})
     return out
 

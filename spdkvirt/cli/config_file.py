@@ -57,6 +57,10 @@ def _typed(opt: Option, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: {opt.key} must be an integer")
         return value
+    if opt.kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{where}: {opt.key} must be a number of seconds (0 or more)")
+        return float(value)
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         raise ConfigError(f"{where}: {opt.key} must be a string")
     return str(value)

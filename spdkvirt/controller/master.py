@@ -6,10 +6,9 @@ done, which it takes over under its own token; (2) promotes legs their owner rep
 (3) marks nodes whose agent lease ran out as down; (4) runs :func:`spdkvirt.model.remap.remap`
 over every volume and, if any mapping must change, opens an epoch for exactly those volumes.
 
-An epoch goes quiescing -> remapping -> resuming -> done. Each phase waits for the
-acknowledgements of the live nodes it names, up to a deadline; a node that misses it is declared
-down (fenced: later instructions carry a newer token and the node must register again), which
-the remap then treats like a failed node.
+An epoch is run by the pure machine of :mod:`spdkvirt.model.epoch` (phases, per-volume answers,
+deadlines, re-remaps, takeover); the master feeds it what its mirror shows and does what it asks:
+write the epoch, write new mappings, declare down (*expel*) nodes that answered nothing in time.
 
 Before a mapping hands a down node's volumes to another owner, that node is fenced out of band
 (:mod:`spdkvirt.controller.fencing`, over SSH, when its record says how) and the outcome is kept in
@@ -27,12 +26,13 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from spdkvirt.controller import fencing
 from spdkvirt.controller.writes import put_guarded
 from spdkvirt.mirror import Mirror
+from spdkvirt.model import epoch as ep
 from spdkvirt.model.placement import Capacity
 from spdkvirt.model.records import Device, Epoch, Node, Volume, now
 from spdkvirt.model.remap import ClusterView, Remap, promote, remap
@@ -61,9 +61,7 @@ class MasterConfig:
     holder: str
     election: str = "master"
     lease_ttl: int = 2
-    quiesce_deadline: float = 2.0
-    remap_deadline: float = 15.0
-    resume_deadline: float = 5.0
+    deadlines: ep.Deadlines = field(default_factory=ep.Deadlines)
     tick: float = 0.5
     fence_timeout: float = 10.0
     fence_retry: float = 2.0
@@ -309,102 +307,144 @@ class Master:
         record["updated_at"] = now()
         await put_guarded(self.store, self.guard, [record])
 
+    def _machine(self, rec: dict[str, Any], clock: float) -> ep.State:
+        """The machine's state for an epoch record (one this leader opens, or one it takes over)."""
+        volumes = frozenset(rec["affected_volumes"])
+        owners = {n: v.owner for n, v in self.volumes().items() if n in volumes}
+        state = ep.begin(rec["number"], rec["leader_token"], volumes, owners, frozenset(rec["affected_nodes"]), clock)
+        expelled = frozenset(rec.get("expelled", ()))
+        return replace(state, phase=rec["phase"], expelled=expelled, down=expelled, failed=dict(rec.get("failed", {})),
+                       remaps=int(rec.get("remaps", 0)))  # fmt: skip
+
+    def _events(self, state: ep.State, clock: float) -> list[ep.Event]:
+        """What the mirror shows that the machine has not heard: nodes down, volumes gone, answers,
+        mappings that must change again."""
+        assert self.mirror is not None
+        cluster = self.cluster()
+        volumes = self.volumes()
+        events: list[ep.Event] = []
+        down = frozenset(n for n in state.work if not cluster.node_ok(n)) - state.down
+        if down:
+            events.append(ep.Down(down, clock))
+        gone = frozenset(v for v in state.volumes if v not in volumes)
+        if gone:
+            events.append(ep.Gone(gone, clock))
+        for node in state.waiting():
+            entry = self.mirror.get("ack", keys.ack(state.number, node))
+            a = entry.value if entry is not None else {}
+            if a.get("phase") == state.phase and a.get("leader_token") == state.token:
+                answer = ep.Answer.of(a)
+                if state.answered.get(node) != answer:
+                    events.append(ep.Answered(answer, clock))
+        if state.phase == "remapping" and any(r.changed for r in self.remaps(state.volumes - gone)):
+            events.append(ep.Stale(clock))
+        return events
+
+    def _epoch_record(self, rec: dict[str, Any], state: ep.State) -> dict[str, Any]:
+        nodes = sorted(set(rec["affected_nodes"]) | set(state.work))
+        out = dict(rec, phase=state.phase, leader_token=state.token, affected_volumes=sorted(state.volumes),
+                   affected_nodes=nodes, remaps=state.remaps)  # fmt: skip
+        out["acks"] = dict(rec.get("acks", {})) | {n: a.phase for n, a in state.answered.items()}
+        if state.expelled:
+            out["expelled"] = sorted(state.expelled)
+        if state.failed:
+            out["failed"] = {v: why[:1000] for v, why in sorted(state.failed.items())[:1000]}
+        return out
+
     async def drive(self, epoch: Epoch, record: dict[str, Any] | None = None) -> None:
-        """Run an epoch from whatever phase it is in to done."""
+        """Run an epoch from whatever phase it is in to done: feed the machine
+        (:mod:`spdkvirt.model.epoch`) what the mirror shows and do what it asks."""
+        assert self.mirror is not None
         rec = dict(record) if record is not None else self._record(epoch)
-        if rec["leader_token"] != self.token:
-            log.info("epoch %d: taking over in phase %s", epoch.number, rec["phase"])
-            rec["leader_token"] = self.token
-            await self._write_epoch(rec)
+        d = self.cfg.deadlines
+        state = self._machine(rec, time.monotonic())
+        actions: list[ep.Action] = []
         timings: dict[str, float] = dict(rec.get("timings", {}))
         ack_ms: dict[str, dict[str, float]] = {k: dict(v) for k, v in rec.get("ack_ms", {}).items()}
-        fenced: set[str] = set(rec.get("fenced", ()))
-        while rec["phase"] not in ("done", "aborted"):
-            phase = rec["phase"]
-            crash_point(f"{phase}:before_acks")
-            started = time.monotonic()
-            deadline = {"quiescing": self.cfg.quiesce_deadline, "remapping": self.cfg.remap_deadline}.get(
-                phase, self.cfg.resume_deadline
-            )
-            acked, missing = await self.wait_acks(rec, phase, deadline, started, remap=phase == "remapping")
-            for node, ms in acked.items():
-                ack_ms.setdefault(node, {})[phase] = round(ms, 2)
-                rec.setdefault("acks", {})[node] = phase
-            if missing:
-                log.warning("epoch %d: %s missed the %s deadline: fenced", rec["number"], sorted(missing), phase)
-                fenced |= missing
-                await self.fence(missing, rec["number"])
-            crash_point(f"{phase}:after_acks")
-            timings[phase] = round((time.monotonic() - started) * 1e3, 2)
-            if phase == "quiescing":
-                nodes = await self.apply_remap(rec)
-                rec["affected_nodes"] = sorted(nodes)
-                nxt = "remapping"
-            elif phase == "remapping":
-                nxt = "resuming"
-            else:
-                nxt = "done"
-                rec["finished_at"] = now()
-            if phase == "quiescing":
-                timings["remap_write"] = round((time.monotonic() - started) * 1e3 - timings[phase], 2)
-            rec.update(phase=nxt, timings=timings, ack_ms=ack_ms)
-            if fenced:
-                rec["fenced"] = sorted(fenced)
-            await self._write_epoch(rec)
-        self.epochs_run += 1
-        self.finished.add(rec["number"])
-        log.info("epoch %d done: %s", rec["number"], timings)
-        await self.prune(rec["number"])
 
-    async def wait_acks(
-        self, rec: dict[str, Any], phase: str, deadline: float, started: float, *, remap: bool = False
-    ) -> tuple[dict[str, float], set[str]]:
-        """Wait until every live node of the epoch acknowledged ``phase`` under this leader's
-        token; returns (node -> ms to its ack, nodes that missed the deadline).
+        def moved(before: ep.State) -> None:
+            if state.phase != before.phase:
+                timings[before.phase] = round((time.monotonic() - before.started) * 1e3, 2)
+                crash_point(f"{before.phase}:after_acks")
 
-        ``remap``: while waiting, keep the epoch's mappings right — a device or node that fails
-        meanwhile changes them again (within the same epoch), and the nodes ack the newer ones."""
-        assert self.mirror is not None
-        number = rec["number"]
-        waiting = set(rec["affected_nodes"])
-        acked: dict[str, float] = {}
-        end = started + deadline
-        while True:
-            if remap and any(r.changed for r in self.remaps(rec["affected_volumes"])):
-                nodes = await self.apply_remap(rec)
-                rec["affected_nodes"] = sorted(set(rec["affected_nodes"]) | nodes)
-                await self._write_epoch(rec)
-                waiting |= nodes
-                for node in nodes:
-                    acked.pop(node, None)
-                await self._settle(lambda: not any(r.changed for r in self.remaps(rec["affected_volumes"])))
-            cluster = self.cluster()
-            for node in list(waiting):
-                entry = self.mirror.get("ack", keys.ack(number, node))
-                a = entry.value if entry is not None else None
-                if a is not None and a.get("phase") == phase and a.get("leader_token") == self.token:
-                    acked[node] = (time.monotonic() - started) * 1e3
-                    waiting.discard(node)
-                elif not cluster.node_ok(node):
-                    waiting.discard(node)  # down: the remap leaves it out
-            if not waiting:
-                return acked, set()
-            left = end - time.monotonic()
-            if left <= 0:
-                return acked, waiting
+        if rec["leader_token"] != self.token:
+            log.info("epoch %d: taking over in phase %s", epoch.number, rec["phase"])
+            state, actions = ep.take_over(state, self.token, time.monotonic())
+        else:
+            crash_point(f"{state.phase}:before_acks")
+        while state.phase != "done" or actions:
+            while actions:
+                action, actions = actions[0], actions[1:]
+                before = state
+                state, more = await self._do(action, state, rec)
+                moved(before)
+                actions = more + actions
+                if isinstance(action, ep.Write):
+                    rec = self._epoch_record(rec, state) | {"timings": timings, "ack_ms": ack_ms}
+                    if state.phase == "done":
+                        rec["finished_at"] = now()
+                    await self._write_epoch(rec)
+                    if state.phase != "done":
+                        crash_point(f"{state.phase}:before_acks")
+            if state.phase == "done":
+                break
+            clock = time.monotonic()
+            events: list[ep.Event] = self._events(state, clock)
+            if events:
+                heard = state
+                for event in events:
+                    before = state
+                    state, more = ep.step(state, event, d)
+                    actions += more
+                    if isinstance(event, ep.Answered) and state.answered.get(event.answer.node) == event.answer:
+                        ms = round((clock - before.started) * 1e3, 2)
+                        ack_ms.setdefault(event.answer.node, {})[before.phase] = ms
+                    moved(before)
+                if actions or state != heard:
+                    continue
+            due = state.next_deadline(d)
+            wait = self.cfg.tick if due is None else max(0.0, min(self.cfg.tick, due - clock))
             self.mirror.changed.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(left, self.cfg.tick)):
+                async with asyncio.timeout(wait):
                     await self.mirror.changed.wait()
+            before = state
+            state, more = ep.step(state, ep.Tick(time.monotonic()), d)
+            actions += more
+            moved(before)
+        self.epochs_run += 1
+        self.finished.add(rec["number"])
+        log.info("epoch %d done: %s%s", rec["number"], timings,
+                 f"; failed: {dict(state.failed)}" if state.failed else "")  # fmt: skip
+        await self.prune(rec["number"])
 
-    async def fence(self, nodes: Iterable[str], number: int) -> None:
+    async def _do(self, action: ep.Action, state: ep.State, rec: dict[str, Any]) -> tuple[ep.State, list[ep.Action]]:
+        """Carry out one action of the machine; returns the state and actions an answer leads to."""
+        if isinstance(action, ep.Remap):
+            started = time.monotonic()
+            generations, members = await self.apply_remap(rec, action.volumes)
+            rec["remapped_at"] = now()
+            timings = dict(rec.get("timings", {}))
+            timings["remap_write"] = round((time.monotonic() - started) * 1e3, 2)
+            rec["timings"] = timings
+            return ep.step(state, ep.Remapped(generations, members, time.monotonic()), self.cfg.deadlines)
+        if isinstance(action, ep.Expel):
+            log.warning("epoch %d: %s missed the %s deadline: expelled", state.number, sorted(action.nodes),
+                        action.phase)  # fmt: skip
+            await self.expel(action.nodes, state.number)
+        elif isinstance(action, ep.Finished):
+            pass  # pruned once the loop ends
+        return state, []
+
+    async def expel(self, nodes: Iterable[str], number: int) -> None:
+        """Declare ``nodes`` down: they missed a deadline of epoch ``number`` (they must register again)."""
         cluster = self.cluster()
         writes = []
         for node in nodes:
             n = cluster.nodes.get(node)
             if n is not None and n.state == "up":
                 rec = replace(n, state="down", generation=n.generation + 1).record()
-                rec["reason"] = f"fenced: missed a deadline of epoch {number}"
+                rec["reason"] = f"expelled: missed a deadline of epoch {number}"
                 writes.append(rec)
         if writes:
             await put_guarded(self.store, self.guard, writes)
@@ -461,21 +501,28 @@ class Master:
                                      [Put(key, entry.value.record() | {"fence_status": status})])  # fmt: skip
         return bool(todo)
 
-    async def apply_remap(self, rec: dict[str, Any]) -> set[str]:
-        """Fence the down owners whose volumes move, then write the new mappings of the epoch's
-        volumes (all stamped with the epoch); returns the nodes that take part from now on."""
-        remaps = self.remaps(rec["affected_volumes"])
+    async def apply_remap(
+        self, rec: dict[str, Any], volumes: Iterable[str]
+    ) -> tuple[dict[str, int], dict[str, frozenset[str]]]:
+        """Fence the down owners whose volumes move, then write the new mappings of ``volumes`` (all
+        stamped with the epoch); returns each volume's mapping generation now and the live nodes of
+        its mapping."""
+        names = sorted(volumes)
+        remaps = self.remaps(names)
         if await self.fence_moved_owners(rec, remaps):
-            remaps = self.remaps(rec["affected_volumes"])  # now, and without moves off unfenced nodes
+            remaps = self.remaps(names)  # now, and without moves off unfenced nodes
         number = rec["number"]
         cluster = self.cluster()
         old = self.volumes()
         writes = []
-        nodes: set[str] = set()
+        generations: dict[str, int] = {}
+        members: dict[str, frozenset[str]] = {}
         for r in remaps:
             v = r.volume
-            nodes |= old[v.name].nodes() | v.nodes()
-            writes.append(replace(v, epoch=number).record())
+            generations[v.name] = v.generation
+            members[v.name] = frozenset(n for n in old[v.name].nodes() | v.nodes() if cluster.node_ok(n))
+            if r.changed or v.epoch != number:
+                writes.append(replace(v, epoch=number).record())
         writes += self.moved_exports(old, {r["name"]: r["owner_node"] for r in writes})
         half = len(writes) // 2
         if half:
@@ -483,8 +530,11 @@ class Master:
         crash_point("remapping:half_written")
         if writes[half:]:
             await put_guarded(self.store, self.guard, writes[half:])
-        rec["remapped_at"] = now()
-        return {n for n in nodes if cluster.node_ok(n)}
+        written = {w["name"]: w["generation"] for w in writes if w.get("kind") == "volume"}
+        await self._settle(lambda: all(
+            (v := self.volumes().get(n)) is None or v.generation >= g for n, g in written.items()
+        ))  # fmt: skip
+        return generations, members
 
     def moved_exports(self, old: Mapping[str, Volume], owners: Mapping[str, str]) -> list[dict[str, Any]]:
         """Export records of volumes whose owner changes, rewritten to name the new owner and its
