@@ -410,11 +410,14 @@ class Agent:
         volumes: Iterable[str] = (),
         failed: Mapping[str, str] | None = None,
         applied: Mapping[str, int] | None = None,
+        trying: Mapping[str, str] | None = None,
     ) -> None:
         """Answer ``phase`` of ``epoch``: the volumes done (with the mapping generations applied, in
-        remapping) and those that failed, each with why. Written again whenever the answer changes."""
+        remapping), those that failed and those still tried after an error, each with why. Written
+        again whenever the answer changes."""
         vols, bad = sorted(volumes), dict(sorted((failed or {}).items()))
-        answer = (tuple(vols), tuple(bad.items()), tuple(sorted((applied or {}).items())))
+        errs = dict(sorted({**(trying or {}), **bad}.items()))
+        answer = (tuple(vols), tuple(bad.items()), tuple(sorted((applied or {}).items())), tuple(errs))
         mark = (epoch.number, phase, epoch.token)
         if self.acked.get(mark) == answer:
             return
@@ -424,7 +427,8 @@ class Agent:
             record["volumes"] = vols
         if bad:
             record["failed"] = bad
-            record["error"] = "; ".join(f"{v}: {why}" for v, why in list(bad.items())[:5])[:4000]
+        if errs:
+            record["error"] = "; ".join(f"{v}: {why}" for v, why in list(errs.items())[:5])[:4000]
         if applied:
             record["applied"] = dict(sorted(applied.items()))
         await self.store.put(keys.ack(epoch.number, self.me), record)
@@ -432,8 +436,9 @@ class Agent:
 
     async def ack_converged(self, plan: Plan, outcome: Outcome) -> None:
         """Answer remapping epochs, volume by volume: done once this node holds a volume's new
-        mapping (no steps left, nothing blocking), failed where a step failed; the others are still
-        under way (the master waits for them up to its deadline, then fails them, not the node)."""
+        mapping (no steps left, nothing blocking); the others are still under way, even where a step
+        failed (a leg's node may not export it yet): the master waits for them up to its deadline,
+        then fails them, not the node. The answer says which steps failed, for the operator."""
         volumes = self.volumes()
         errors = outcome.errors()
         busy = {s.volume for s in plan.steps if s.stage is not Stage.HOLD}
@@ -442,9 +447,9 @@ class Agent:
             if e.phase != "remapping":
                 continue
             mine = [volumes[n] for n in sorted(e.volumes) if n in volumes and self.me in volumes[n].nodes()]
-            failed = {v.name: errors[v.name] for v in mine if v.name in errors}
-            done = {v.name: v.generation for v in mine if v.name not in failed and v.name not in busy}
-            await self.ack(e, "remapping", done, failed, done)
+            done = {v.name: v.generation for v in mine if v.name not in busy and v.name not in errors}
+            trying = {v.name: errors[v.name] for v in mine if v.name in errors}
+            await self.ack(e, "remapping", done, applied=done, trying=trying)
 
     # ---- quiescence --------------------------------------------------------------------------
     @contextlib.asynccontextmanager

@@ -506,7 +506,7 @@ class Master:
     ) -> tuple[dict[str, int], dict[str, frozenset[str]]]:
         """Fence the down owners whose volumes move, then write the new mappings of ``volumes`` (all
         stamped with the epoch); returns each volume's mapping generation now and the live nodes of
-        its mapping."""
+        its new mapping (those answer for it; nodes it leaves answer for nothing)."""
         names = sorted(volumes)
         remaps = self.remaps(names)
         if await self.fence_moved_owners(rec, remaps):
@@ -520,7 +520,7 @@ class Master:
         for r in remaps:
             v = r.volume
             generations[v.name] = v.generation
-            members[v.name] = frozenset(n for n in old[v.name].nodes() | v.nodes() if cluster.node_ok(n))
+            members[v.name] = frozenset(n for n in v.nodes() if cluster.node_ok(n))
             if r.changed or v.epoch != number:
                 writes.append(replace(v, epoch=number).record())
         writes += self.moved_exports(old, {r["name"]: r["owner_node"] for r in writes})
