@@ -44,6 +44,9 @@ SPDK_LOST_AFTER = 1.0
 #: SPDK that accepts calls but has answered none for this long is hung (a busy one answers sooner:
 #: a batch of thousands of steps takes seconds, not this)
 SPDK_HUNG_AFTER = 15.0
+#: part of the lease TTL after the last renewal when the agent holds every volume it owns: the
+#: master moves them only after the TTL (and a margin), so they are held before anyone else serves them
+ISOLATE_AT = 0.5
 #: how long one watch call may take before it is asked again
 WATCH_TIMEOUT = 2.0
 #: findings that mean the owner cannot serve a volume as mapped yet
@@ -181,6 +184,7 @@ class Agent:
             asyncio.get_running_loop().create_task(self._reconcile_loop(), name="reconcile"),
             asyncio.get_running_loop().create_task(self._lease_loop(), name="lease"),
             asyncio.get_running_loop().create_task(self._watch_spdk(), name="watch spdk"),
+            asyncio.get_running_loop().create_task(self._isolation_loop(), name="isolation"),
         ]
         try:
             await asyncio.gather(*self._tasks)
@@ -464,6 +468,12 @@ class Agent:
         finally:
             self.urgent -= 1
 
+    def hold_step(self, volume: str, why: str) -> Step:
+        """The step that makes host I/O of ``volume`` wait (queued in its hold bdev)."""
+        params = {"name": names.hold(volume), "io_type": "all", "error_type": "pending",
+                  "num": self.cfg.options.hold_count}  # fmt: skip
+        return Step(Stage.HOLD, "bdev_error_inject_error", params, volume, why, frozenset({GONE}))
+
     def current(self, epoch: Epoch, phase: str) -> bool:
         """Whether ``epoch`` is still in ``phase`` under the newest leader this node has seen."""
         entry = self.mirror.get("epoch", keys.epoch(epoch.number))
@@ -499,10 +509,7 @@ class Agent:
             raids = {r["name"]: r for r in await self.client.call("bdev_raid_get_bdevs", {"category": "all"})}
             steps: list[Step] = []
             for name in sorted(owned):
-                steps.append(Step(Stage.HOLD, "bdev_error_inject_error", {
-                    "name": names.hold(name), "io_type": "all", "error_type": "pending",
-                    "num": self.cfg.options.hold_count,
-                }, name, "quiesce", frozenset({GONE})))  # fmt: skip
+                steps.append(self.hold_step(name, "quiesce"))
                 target = (raids.get(names.raid(name)) or {}).get("process", {}).get("target")
                 if target:
                     steps.append(Step(Stage.HOLD, "bdev_raid_remove_base_bdev", {"name": target}, name,
@@ -609,6 +616,44 @@ class Agent:
         self.kick.set()
 
     # ---- liveness ------------------------------------------------------------------------------
+    async def _isolation_loop(self) -> None:
+        """Hold every owned volume as soon as the lease has gone unrenewed for ``ISOLATE_AT`` of its
+        TTL, on this node's own clock and without the store: the master may move the volumes once
+        the TTL has run out. The holds go to SPDK at once, not after the pass under way; when the
+        lease is renewed in time (nothing moved), the next pass releases them."""
+        while True:
+            await asyncio.sleep(0.05)
+            lease = self.lease
+            if lease is None or not self.spdk_ok.is_set():
+                continue
+            quiet = time.monotonic() - lease.renewed
+            at_risk = quiet >= self.cfg.lease_ttl * ISOLATE_AT
+            if at_risk and not self.isolated:
+                log.warning("lease not renewed for %.1f s: holding every owned volume", quiet)
+                self.isolated = True
+                await self.hold_all()
+            elif not at_risk and self.isolated and not lease.lost.is_set():
+                log.warning("lease renewed: releasing the volumes held while it was at risk")
+                self.isolated = False
+                self.kick.set()
+
+    async def hold_all(self) -> None:
+        """Hold host I/O of every volume this node owns, now: the pass under way stops after its
+        stage (and plans the holds again)."""
+        self.urgent += 1
+        try:
+            self.instructions += 1
+            steps = [self.hold_step(name, "isolate") for name in sorted(self.owned())]
+            outcome = await execute(self.client, Plan(tuple(steps)), deadline=self.cfg.rpc_timeout)
+            self.remember_holds(outcome.done, None)
+            if outcome.failed:
+                log.error("holding while isolated: %s", outcome.summary())
+        except SpdkError as e:
+            log.error("holding while isolated: %s", e)
+        finally:
+            self.urgent -= 1
+            self.kick.set()
+
     async def _lease_loop(self) -> None:
         """When the lease is lost the node may have been declared dead and its volumes moved: hold
         every volume it owns (self-fencing) until it is registered again."""

@@ -62,6 +62,7 @@ class MasterConfig:
     election: str = "master"
     lease_ttl: int = 2
     deadlines: ep.Deadlines = field(default_factory=ep.Deadlines)
+    down_margin: float = 0.3  # seconds a node's liveness must stay gone before it is marked down
     tick: float = 0.5
     fence_timeout: float = 10.0
     fence_retry: float = 2.0
@@ -93,6 +94,7 @@ class Master:
         self.wake_at = 0.0  # when a pending suspect settles: look again then
         self.finished: set[int] = set()  # epochs this master ended: its mirror may not show it yet
         self.leading = asyncio.Event()
+        self.absent_since: dict[str, float] = {}  # node -> when its liveness record was first seen gone
         self.unfenced: dict[str, tuple[float, float]] = {}  # node -> (retry at, pause): fencing failed
 
     # ---- leadership ------------------------------------------------------------------------
@@ -202,8 +204,18 @@ class Master:
         for node in [n for n in self.unfenced if cluster.node_ok(n)]:
             del self.unfenced[node]  # back up: a later failure starts fencing afresh
         present = {a["node"] for a in self.values("alive")}
+        clock = time.monotonic()
+        for node in [n for n in self.absent_since if n in present]:
+            del self.absent_since[node]
         for n in cluster.nodes.values():
             if n.state != "up" or n.node_id in present:
+                continue
+            gone = self.absent_since.setdefault(n.node_id, clock)
+            if clock - gone < self.cfg.down_margin:
+                # its agent holds its volumes by ISOLATE_AT of the TTL on its own clock; the margin
+                # covers clocks that run apart and holds still on their way to SPDK
+                due = gone + self.cfg.down_margin
+                self.wake_at = min(self.wake_at, due) if self.wake_at else due
                 continue
             entry = self.mirror.get("node", keys.node(n.node_id))
             if entry is None:

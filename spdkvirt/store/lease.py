@@ -29,6 +29,12 @@ class Lease:
     def __repr__(self) -> str:
         return f"Lease({self.id:016x}, ttl={self.ttl})"
 
+    @property
+    def renewed(self) -> float:
+        """When (monotonic) the last successful renewal was sent: the lease lasts at least ``ttl``
+        seconds from then, whatever the store says later."""
+        return self._renewed
+
     def start_keepalive(self, interval: float | None = None) -> None:
         """Renew the lease every ``interval`` seconds (default: a third of the TTL) until stopped."""
         if self._task is None or self._task.done():

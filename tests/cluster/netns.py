@@ -241,6 +241,14 @@ class Network:
         _ip("link", "set", self.member(name).host_veth, "up")
         self._down.discard(name)
 
+    def cut(self, name: str, address: str) -> None:
+        """Cut the node off from one address only (a blackhole route in its namespace): from etcd,
+        say, while its data path to the other nodes stays up."""
+        self.run(name, ["ip", "route", "replace", "blackhole", f"{address}/32"]).check_returncode()
+
+    def uncut(self, name: str, address: str) -> None:
+        self.run(name, ["ip", "route", "del", "blackhole", f"{address}/32"])
+
     def partitioned(self, name: str) -> bool:
         return name in self._down
 

@@ -1,18 +1,27 @@
 """Unsafe windows of the epoch protocol, each provoked on a running cluster (processes in their
 own namespaces, etcd), with the data written before checked after.
 
+Window 2: an owner cut off from etcd holds its volumes before the master can move them: a host
+writing to it from inside its namespace gets no write acknowledged once the node is marked down,
+and every write it did get acknowledged is there when read through the new owner.
+
 Window 7: one volume its owner cannot hold must not fence a healthy node: acknowledgements and
 failures are per volume; the volume leaves the epoch and is remapped in a later one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.cluster.cluster_ops import Ops
+from spdkvirt.model import names
+from tests.cluster.cluster_ops import IO_TIMEOUT, Ops, until
 from tests.cluster.test_failover import NODES, SETTLE, Factory, running
+from tests.support.writer import BLOCK, version_of
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
@@ -58,3 +67,66 @@ async def one_bad_volume(ops: Ops) -> None:
     failed = {v: why for e in epochs for v, why in e.get("failed", {}).items()}
     assert len(failed) == 1 and "bdev_error_inject_error" in next(iter(failed.values())), failed
     assert not await ops.pattern_problems()
+
+
+async def test_an_owner_cut_off_from_etcd_holds_before_its_volumes_move(cluster: Factory) -> None:
+    async with running(cluster) as ops:
+        await cut_owner(ops)
+
+
+def acks(log: Path) -> list[tuple[int, float]]:
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("ack "):
+            _, version, at = line.split()
+            out.append((int(version), float(at)))
+    return out
+
+
+async def cut_owner(ops: Ops) -> None:
+    before = await ops.state()
+    owner = "n3"
+    v = min((v for v in before.volumes.values() if v.owner == owner), key=lambda v: v.name)
+    offset = (v.size_bytes // 2 // BLOCK) * BLOCK + BLOCK  # not on a pattern block
+    node = ops.c.node(owner)
+    argv = [sys.executable, "-m", "tests.support.writer", node.address, "4420", names.volume_nqn(v.name), str(offset)]
+    if ops.c.real_spdk is not None:
+        argv.append("--real")
+    ops.c.start_in(owner, "writer", argv)
+    log = ops.c.procs.log_path("writer")
+    await until(lambda: asyncio.sleep(0, len(acks(log)) >= 10 or None), within=30, what="the writer writes")
+
+    ops.c.net.cut(owner, ops.c.host_address)  # from etcd (and the controller); its data path stays
+    cut_at = time.time()
+    down_at = None
+    while down_at is None and time.time() - cut_at < 30:
+        n = (await ops.state()).nodes[owner]
+        if n["state"] != "up":
+            down_at = time.time()
+        await asyncio.sleep(0.02)
+    assert down_at is not None, f"{owner} was not marked down within 30 s of being cut off from etcd"
+    await asyncio.sleep(1.0)
+    got = acks(log)
+    ops.c.procs.kill("writer")
+    late = [(ver, round(at - down_at, 3)) for ver, at in got if at >= down_at]
+    print(f"timing: cut at 0, marked down at {down_at - cut_at:.2f} s, last ack at {got[-1][1] - cut_at:.2f} s")
+    # the holds come by ISOLATE_AT of the TTL on the node's own clock, well before the master acts
+    assert got[-1][1] < down_at - 1.0, (got[-1][1] - cut_at, down_at - cut_at)
+    assert not late, f"writes acknowledged by {owner} after it was marked down (version, s after): {late[:5]}"
+
+    async def moved() -> bool | None:
+        st = await ops.state()
+        return (st.volumes[v.name].owner != owner and not st.open_epochs()) or None
+
+    await until(moved, within=SETTLE, what=f"{v.name} gets a new owner")
+    await ops.settled(lambda: ops.redundancy_problems([n for n in NODES if n != owner], [v.name]),
+                      within=SETTLE, what=f"{v.name} healthy without {owner}")  # fmt: skip
+    st = await ops.state()
+    conn = await ops._connect(st.volumes[v.name])
+    try:
+        status, data = await asyncio.wait_for(conn.read(1, offset, BLOCK), IO_TIMEOUT)
+    finally:
+        await conn.shutdown()
+    assert status == "ok"
+    assert version_of(data) >= got[-1][0], f"acknowledged version {got[-1][0]} lost: read {version_of(data)}"
+    ops.c.net.uncut(owner, ops.c.host_address)
