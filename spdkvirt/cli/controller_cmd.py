@@ -20,6 +20,11 @@ OPTIONS = (
     Option("tls_key", "tls_key", str),
     Option("fence_timeout", "fence_timeout", int, 10),
     Option("require_fencing", "require_fencing", bool, False),
+    Option("quiesce_deadline", "quiesce_deadline", float, 2.0),
+    Option("remap_deadline", "remap_deadline", float, 8.0),
+    Option("resume_deadline", "resume_deadline", float, 5.0),
+    Option("deadline_per_volume", "deadline_per_volume", float, 0.004),
+    Option("hold_budget", "hold_budget", float, 20.0),
 )
 
 
@@ -38,11 +43,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="seconds one out-of-band fencing of a node may take (10)")  # fmt: skip
     p.add_argument("--require-fencing", action="store_true", default=None,
                    help="never move the volumes of a down node that has no out-of-band fence configured")  # fmt: skip
+    p.add_argument("--quiesce-deadline", type=float, metavar="S",
+                   help="seconds a node has to hold its volumes in an epoch (2), plus per volume")  # fmt: skip
+    p.add_argument("--remap-deadline", type=float, metavar="S",
+                   help="seconds a node has to apply an epoch's new mappings (8), plus per volume")  # fmt: skip
+    p.add_argument("--resume-deadline", type=float, metavar="S",
+                   help="seconds a node has to release its holds (5), plus per volume")  # fmt: skip
+    p.add_argument("--deadline-per-volume", type=float, metavar="S",
+                   help="seconds added to a node's deadline for each volume it answers for (0.004)")  # fmt: skip
+    p.add_argument("--hold-budget", type=float, metavar="S",
+                   help="most seconds host I/O stays held in one epoch (20; Linux fails I/O after 30)")  # fmt: skip
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from spdkvirt.controller.process import ControllerOptions, run_controller
+    from spdkvirt.model.epoch import Deadlines
 
     start_daemon(args, OPTIONS)
     http = None
@@ -53,5 +69,7 @@ def run(args: argparse.Namespace) -> int:
         store=args.store, name=args.name, lease_ttl=args.lease_ttl, api_socket=args.api_socket, http=http,
         token_file=args.token_file, cert=args.tls_cert, key=args.tls_key, fence_timeout=float(args.fence_timeout),
         require_fencing=args.require_fencing,
+        deadlines=Deadlines(args.quiesce_deadline, args.remap_deadline, args.resume_deadline,
+                            args.deadline_per_volume, args.hold_budget),
     )  # fmt: skip
     return serve(lambda: run_controller(opts))

@@ -408,7 +408,7 @@ class Master:
                     before = state
                     state, more = ep.step(state, event, d)
                     actions += more
-                    if isinstance(event, ep.Answered) and state.answered.get(event.answer.node) == event.answer:
+                    if isinstance(event, ep.Answered) and state is not before:  # heard, not ignored
                         ms = round((clock - before.started) * 1e3, 2)
                         ack_ms.setdefault(event.answer.node, {})[before.phase] = ms
                     moved(before)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from spdkvirt.api import ApiServer
 from spdkvirt.api.methods import StoreReadSide
@@ -13,6 +13,7 @@ from spdkvirt.api.server import Dispatcher
 from spdkvirt.api.service import StoreIdempotencyLog
 from spdkvirt.controller.master import Master, MasterConfig
 from spdkvirt.controller.service import VolumeService
+from spdkvirt.model.epoch import Deadlines
 from spdkvirt.store import Store, open_store
 
 
@@ -28,6 +29,7 @@ class ControllerOptions:
     key: str | None = None
     fence_timeout: float = 10.0
     require_fencing: bool = False
+    deadlines: Deadlines = field(default_factory=Deadlines)
 
 
 async def serve_controller(store: Store, opts: ControllerOptions) -> None:
@@ -35,7 +37,11 @@ async def serve_controller(store: Store, opts: ControllerOptions) -> None:
     master = Master(
         store,
         MasterConfig(
-            opts.name, lease_ttl=opts.lease_ttl, fence_timeout=opts.fence_timeout, require_fencing=opts.require_fencing
+            opts.name,
+            lease_ttl=opts.lease_ttl,
+            fence_timeout=opts.fence_timeout,
+            require_fencing=opts.require_fencing,
+            deadlines=opts.deadlines,
         ),
     )
     dispatcher = Dispatcher(VolumeService(master), StoreReadSide(store), idempotency=StoreIdempotencyLog(store))

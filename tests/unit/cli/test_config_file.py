@@ -38,6 +38,17 @@ def test_flags_alone_still_work() -> None:
     assert args.store == "file:///x" and args.lease_ttl == 2 and args.api_socket is None
 
 
+def test_controller_epoch_deadlines_from_file_and_flags(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "store: file:///x\nquiesce_deadline: 3\nhold_budget: 12.5\n")
+    args = merge_config(parse("controller", "--config", cfg, "--remap-deadline", "6"),
+                        (*controller_cmd.OPTIONS, *COMMON_OPTIONS))  # fmt: skip
+    got = (args.quiesce_deadline, args.remap_deadline, args.resume_deadline, args.hold_budget)
+    assert got == (3.0, 6.0, 5.0, 12.5)
+    with pytest.raises(ConfigError, match="hold_budget must be a number of seconds"):
+        merge_config(parse("controller", "--config", write(tmp_path, "store: s\nhold_budget: soon\n")),
+                     (*controller_cmd.OPTIONS, *COMMON_OPTIONS))  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
