@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from spdkvirt.controller import fencing
-from spdkvirt.controller.writes import put_guarded
+from spdkvirt.controller.writes import Stale, put_guarded
 from spdkvirt.mirror import Mirror
 from spdkvirt.model import epoch as ep
 from spdkvirt.model.placement import Capacity
@@ -192,7 +192,8 @@ class Master:
             if nxt is not v:
                 writes.append(nxt.record())
         if writes:
-            await put_guarded(self.store, self.guard, writes)
+            with contextlib.suppress(Stale):  # changed meanwhile: decided again on the next round
+                await put_guarded(self.store, self.guard, writes, self.revisions("volume", writes))
 
     async def mark_down(self) -> None:
         """Mark down the nodes whose liveness record is gone. The mirror follows each kind on its
@@ -229,6 +230,17 @@ class Master:
                 log.warning("node %s down: agent lease expired", n.node_id)
             elif self.leadership is not None and self.leadership.lost.is_set():
                 raise LeadershipLost("leadership lost while marking nodes down")
+
+    def revisions(self, kind: str, records: Iterable[dict[str, Any]]) -> dict[str, int]:
+        """The revision (0: absent) at which the mirror read each record's key: writes of what was
+        decided from them are conditional on it."""
+        assert self.mirror is not None
+        out = {}
+        for r in records:
+            key = keys.for_record(r)
+            entry = self.mirror.get(kind, key)
+            out[key] = entry.mod_revision if entry is not None else 0
+        return out
 
     def remaps(self, names: Iterable[str] | None = None) -> list[Remap]:
         """The volumes whose mapping must change (all, or just ``names``)."""
@@ -434,7 +446,15 @@ class Master:
         """Carry out one action of the machine; returns the state and actions an answer leads to."""
         if isinstance(action, ep.Remap):
             started = time.monotonic()
-            generations, members = await self.apply_remap(rec, action.volumes)
+            for attempt in range(20):
+                try:
+                    generations, members = await self.apply_remap(rec, action.volumes)
+                    break
+                except Stale as e:  # resized or deleted meanwhile: decide again on what is there now
+                    log.info("epoch %d: %s; remapping again", state.number, e)
+                    await self._settle(lambda: False, within=0.05 * (attempt + 1))
+            else:
+                raise Stale(f"epoch {state.number}: the mappings kept changing while being written")
             rec["remapped_at"] = now()
             timings = dict(rec.get("timings", {}))
             timings["remap_write"] = round((time.monotonic() - started) * 1e3, 2)
@@ -535,13 +555,15 @@ class Master:
             members[v.name] = frozenset(n for n in v.nodes() if cluster.node_ok(n))
             if r.changed or v.epoch != number:
                 writes.append(replace(v, epoch=number).record())
-        writes += self.moved_exports(old, {r["name"]: r["owner_node"] for r in writes})
+        exports = self.moved_exports(old, {r["name"]: r["owner_node"] for r in writes})
+        revisions = self.revisions("volume", writes) | self.revisions("export", exports)
+        writes += exports
         half = len(writes) // 2
         if half:
-            await put_guarded(self.store, self.guard, writes[:half])
+            await put_guarded(self.store, self.guard, writes[:half], revisions)
         crash_point("remapping:half_written")
         if writes[half:]:
-            await put_guarded(self.store, self.guard, writes[half:])
+            await put_guarded(self.store, self.guard, writes[half:], revisions)
         written = {w["name"]: w["generation"] for w in writes if w.get("kind") == "volume"}
         await self._settle(lambda: all(
             (v := self.volumes().get(n)) is None or v.generation >= g for n, g in written.items()

@@ -21,7 +21,7 @@ from spdkvirt.api.errors import AlreadyExists, InsufficientCapacity, InvalidStat
 from spdkvirt.api.methods import device_view, export_view, volume_view
 from spdkvirt.api.service import JsonObject, Params
 from spdkvirt.controller.master import Master
-from spdkvirt.controller.writes import delete_guarded, put_guarded
+from spdkvirt.controller.writes import Stale, delete_guarded, put_guarded
 from spdkvirt.model import names
 from spdkvirt.model.placement import Capacity, NoSpace
 from spdkvirt.model.records import Node, Volume
@@ -130,9 +130,29 @@ class VolumeService:
         if size < v.size_bytes:
             raise Refused.at("$.size_bytes", f"shrinking is refused: {v.name} has {v.size_bytes} bytes")
         if size > v.size_bytes:
-            await put_guarded(m.store, m.guard, [replace(v, size_bytes=size, generation=v.generation + 1).record()])
-            await self._until(lambda: m.volumes()[v.name].size_bytes == size, 2.0)
+            await self._rewrite(v.name, lambda cur: replace(cur, size_bytes=max(size, cur.size_bytes),
+                                                            generation=cur.generation + 1))  # fmt: skip
+            await self._until(lambda: (x := m.volumes().get(v.name)) is not None and x.size_bytes >= size, 2.0)
         return self._view(v.name)
+
+    async def _rewrite(self, name: str, change: Callable[[Volume], Volume]) -> Volume:
+        """Read the volume's record from the store, change it, write it back if nobody wrote it
+        meanwhile (its revision), else read again: a change never undoes another (a remap, say)."""
+        m = self._lead()
+        key = keys.volume(name)
+        for _ in range(20):
+            kv = await m.store.get(key)
+            if kv is None:
+                raise NotFound.of("volume", name)
+            nxt = change(Volume.of(kv.value))
+            try:
+                await put_guarded(m.store, m.guard, [nxt.record()], {key: kv.mod_revision})
+            except Stale:
+                await asyncio.sleep(0.02)
+                continue
+            return nxt
+        raise InvalidState(f"volume {name!r} kept changing while being written; try again",
+                           {"kind": "volume", "name": name})  # fmt: skip
 
     async def volume_snapshot(self, params: Params) -> JsonObject:
         self._volume(params["name"])
@@ -231,6 +251,10 @@ class VolumeService:
             record.update(state=state, generation=dev.generation + 1)
             if params.get("reason"):
                 record["reason"] = params["reason"]
-            await put_guarded(m.store, m.guard, [record])
+            try:
+                await put_guarded(m.store, m.guard, [record], {key: entry.mod_revision})
+            except Stale as e:
+                raise InvalidState(f"device {dev.device_id} changed while being set {state} (its agent reported "
+                                   "it); try again", {"kind": "device", "name": dev.device_id}) from e  # fmt: skip
         legs = sum(1 for v in m.volumes().values() for leg in v.legs if (leg.node, leg.device) == dev.key)
         return device_view(record, legs)
