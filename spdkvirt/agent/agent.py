@@ -114,6 +114,7 @@ class Agent:
         self.acked: dict[tuple[int, str, int], Any] = {}  # (epoch, phase, token) -> the answer given
         self.max_token = 0
         self.isolated = False  # holding every owned volume: the lease was lost
+        self.fresh: dict[str, int] = {}  # volume -> mapping generation in the store when this node came back
         self.spdk_ok = asyncio.Event()  # clear while SPDK is lost: nothing is registered then
         self.spdk_ok.set()
         self.passes = 0
@@ -162,14 +163,29 @@ class Agent:
         self.isolated = False
 
     async def come_back(self, marked: Node) -> None:
-        """The master declared this node down (its lease ran out, or it missed a deadline):
-        everything it held has been remapped; register again as a fresh member (not while SPDK
-        is lost: the node registers again when SPDK answers)."""
+        """The master declared this node down (its lease ran out, or it missed a deadline): hold
+        every volume it owns first, then read which volumes are still its own from the store
+        itself (this node's view may lag: it follows each kind of record on its own), and register
+        again as a fresh member. A volume the view still shows as owned, at an older mapping than
+        the store's, stays held until the view catches up (see ``wanted_held``). Not while SPDK is
+        lost: the node registers again when SPDK answers."""
         if not self.spdk_ok.is_set():
             return
-        log.warning("node marked %s (%s): registering again", marked.state, marked.extra)
-        self.node = replace(self.node, state="up", generation=marked.generation + 1)
-        await self.store.put(keys.node(self.me), self.node.record())
+        log.warning("node marked %s (%s): holding every owned volume, then registering again", marked.state,
+                    marked.extra)  # fmt: skip
+        self.isolated = True
+        await self.hold_all()
+        try:
+            r = await self.store.range(keys.prefix("volume"))
+            self.fresh = {str(kv.value.get("name")): int(kv.value.get("generation", 0)) for kv in r.kvs}
+            self.node = replace(self.node, state="up", generation=marked.generation + 1)
+            await self.store.put(keys.node(self.me), self.node.record())
+        except StoreError as e:
+            log.warning("registering again: %s (the lease loop tries again)", e)
+            return
+        if self.lease is not None and not self.lease.lost.is_set():
+            self.isolated = False
+        self.kick.set()
 
     async def _my_devices(self) -> list[tuple[Device, int]]:
         r = await self.store.range(keys.devices(self.me))
@@ -242,7 +258,9 @@ class Agent:
         owned = self.owned()
         if self.isolated:
             return frozenset(owned)
-        held: set[str] = set()
+        # owned in this node's view, but the store held a newer mapping when it came back: wait
+        held: set[str] = {v.name for v in self.mirror.values("volume")
+                          if v.owner == self.me and v.generation < self.fresh.get(v.name, 0)}  # fmt: skip
         for e in self.epochs():
             if e.holds:
                 held |= e.volumes & owned

@@ -242,8 +242,11 @@ class Master:
             out[key] = entry.mod_revision if entry is not None else 0
         return out
 
-    def remaps(self, names: Iterable[str] | None = None) -> list[Remap]:
-        """The volumes whose mapping must change (all, or just ``names``)."""
+    def remaps(self, names: Iterable[str] | None = None, *, moves: bool = False) -> list[Remap]:
+        """The volumes whose mapping must change (all, or just ``names``). An owner moves off a
+        down node only once the node is out of the way: its liveness gone (lease expired, or
+        revoked by its agent) or fenced out of band; a node declared down while its agent still
+        holds its lease may still be serving. ``moves``: every move wanted, for fencing."""
         cluster = self.cluster()
         volumes = self.volumes()
         capacity = Capacity.of(cluster.devices.values(), volumes.values(), cluster.usable_nodes())
@@ -261,13 +264,24 @@ class Master:
             if st.get("node") == v.owner and st.get("generation") == v.generation:
                 suspects = {f.get("leg", "") for f in st.get("findings", ()) if f.get("kind") in SUSPECT}
             r = remap(v, cluster, capacity, owned, self.settled(name, suspects))
-            if r.changed and r.volume.owner != v.owner and self.blocked(v.owner):
-                r = Remap(v)  # its owner could not be fenced: the volume waits rather than be served twice
+            if r.changed and r.volume.owner != v.owner and not moves and not self.out_of_the_way(v.owner, cluster):
+                r = Remap(v)  # its owner may still serve it: the volume waits rather than be served twice
             if r.changed and r.volume.owner != v.owner:
                 owned[v.owner] -= 1
                 owned[r.volume.owner] += 1
             out.append(r)
         return out
+
+    def out_of_the_way(self, node: str, cluster: ClusterView) -> bool:
+        """Can a volume owned by ``node`` get another owner: it is fenced for its current
+        registration, or its liveness is gone (and fencing did not fail just now)?"""
+        if cluster.node_ok(node):
+            return True  # a move off a live node is a rebalance: the epoch holds it on both
+        n = cluster.nodes.get(node)
+        done = dict(n.extra).get("fence_status") or {} if n is not None else {}
+        if n is not None and done.get("ok") and done.get("generation") == n.generation:
+            return True
+        return node not in cluster.alive and not self.blocked(node)
 
     def blocked(self, node: str) -> bool:
         """Is ``node`` unfenced after a failed attempt, with the next attempt not due yet?"""
@@ -540,9 +554,9 @@ class Master:
         stamped with the epoch); returns each volume's mapping generation now and the live nodes of
         its new mapping (those answer for it; nodes it leaves answer for nothing)."""
         names = sorted(volumes)
-        remaps = self.remaps(names)
-        if await self.fence_moved_owners(rec, remaps):
-            remaps = self.remaps(names)  # now, and without moves off unfenced nodes
+        if await self.fence_moved_owners(rec, self.remaps(names, moves=True)):
+            await self._settle(lambda: False, within=0.05)  # the fence outcomes on the nodes
+        remaps = self.remaps(names)  # without moves off nodes still in the way
         number = rec["number"]
         cluster = self.cluster()
         old = self.volumes()
