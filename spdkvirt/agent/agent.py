@@ -111,7 +111,7 @@ class Agent:
         self.urgent = 0  # quiesce/resume instructions waiting for the pass under way
         self.instructions = 0  # bumped by every quiesce/resume: a plan made before one is stale
         self.notify_next = 0
-        self.acked: dict[tuple[int, str, int], Any] = {}  # (epoch, phase, token) -> the answer given
+        self.acked: dict[tuple[int, str, int], dict[str, Any]] = {}  # (epoch, phase, token) -> answer written
         self.max_token = 0
         self.isolated = False  # holding every owned volume: the lease was lost
         self.fresh: dict[str, int] = {}  # volume -> mapping generation in the store when this node came back
@@ -439,12 +439,8 @@ class Agent:
         again whenever the answer changes."""
         vols, bad = sorted(volumes), dict(sorted((failed or {}).items()))
         errs = dict(sorted({**(trying or {}), **bad}.items()))
-        answer = (tuple(vols), tuple(bad.items()), tuple(sorted((applied or {}).items())), tuple(errs))
-        mark = (epoch.number, phase, epoch.token)
-        if self.acked.get(mark) == answer:
-            return
         record = {"kind": "ack", "schema_version": 1, "epoch": epoch.number, "node": self.me, "phase": phase,
-                  "leader_token": epoch.token, "status": "failed" if bad else "ok", "at": now()}  # fmt: skip
+                  "leader_token": epoch.token, "status": "failed" if bad else "ok"}  # fmt: skip
         if vols:
             record["volumes"] = vols
         if bad:
@@ -453,8 +449,11 @@ class Agent:
             record["error"] = "; ".join(f"{v}: {why}" for v, why in list(errs.items())[:5])[:4000]
         if applied:
             record["applied"] = dict(sorted(applied.items()))
-        await self.store.put(keys.ack(epoch.number, self.me), record)
-        self.acked[mark] = answer
+        mark = (epoch.number, phase, epoch.token)
+        if self.acked.get(mark) == record:
+            return
+        await self.store.put(keys.ack(epoch.number, self.me), record | {"at": now()})
+        self.acked[mark] = record
 
     async def ack_converged(self, plan: Plan, outcome: Outcome) -> None:
         """Answer remapping epochs, volume by volume: done once this node holds a volume's new

@@ -414,7 +414,7 @@ class Master:
             while actions:
                 action, actions = actions[0], actions[1:]
                 before = state
-                state, more = await self._do(action, state, rec)
+                state, more = await self._do(action, state, rec, timings)
                 moved(before)
                 actions = more + actions
                 if isinstance(action, ep.Write):
@@ -454,10 +454,12 @@ class Master:
         self.finished.add(rec["number"])
         log.info("epoch %d done: %s%s", rec["number"], timings,
                  f"; failed: {dict(state.failed)}" if state.failed else "")  # fmt: skip
-        await self.prune(rec["number"])
 
-    async def _do(self, action: ep.Action, state: ep.State, rec: dict[str, Any]) -> tuple[ep.State, list[ep.Action]]:
-        """Carry out one action of the machine; returns the state and actions an answer leads to."""
+    async def _do(
+        self, action: ep.Action, state: ep.State, rec: dict[str, Any], timings: dict[str, float]
+    ) -> tuple[ep.State, list[ep.Action]]:
+        """Carry out one action of the machine; returns the state and actions an answer leads to
+        (``timings`` gets how long writing the mappings took)."""
         if isinstance(action, ep.Remap):
             started = time.monotonic()
             for attempt in range(20):
@@ -466,20 +468,18 @@ class Master:
                     break
                 except Stale as e:  # resized or deleted meanwhile: decide again on what is there now
                     log.info("epoch %d: %s; remapping again", state.number, e)
-                    await self._settle(lambda: False, within=0.05 * (attempt + 1))
+                    await asyncio.sleep(0.05 * (attempt + 1))  # for the mirror to show what changed
             else:
                 raise Stale(f"epoch {state.number}: the mappings kept changing while being written")
             rec["remapped_at"] = now()
-            timings = dict(rec.get("timings", {}))
             timings["remap_write"] = round((time.monotonic() - started) * 1e3, 2)
-            rec["timings"] = timings
             return ep.step(state, ep.Remapped(generations, members, time.monotonic()), self.cfg.deadlines)
         if isinstance(action, ep.Expel):
             log.warning("epoch %d: %s missed the %s deadline: expelled", state.number, sorted(action.nodes),
                         action.phase)  # fmt: skip
             await self.expel(action.nodes, state.number)
         elif isinstance(action, ep.Finished):
-            pass  # pruned once the loop ends
+            await self.prune(state.number)
         return state, []
 
     async def expel(self, nodes: Iterable[str], number: int) -> None:
@@ -555,7 +555,7 @@ class Master:
         its new mapping (those answer for it; nodes it leaves answer for nothing)."""
         names = sorted(volumes)
         if await self.fence_moved_owners(rec, self.remaps(names, moves=True)):
-            await self._settle(lambda: False, within=0.05)  # the fence outcomes on the nodes
+            await asyncio.sleep(0.05)  # for the mirror to show the fence outcomes on the nodes
         remaps = self.remaps(names)  # without moves off nodes still in the way
         number = rec["number"]
         cluster = self.cluster()
