@@ -310,9 +310,11 @@ class Agent:
         await self.check_devices(obs)
         # a record this agent cannot read is unknown, not absent: then nothing unwanted is removed
         complete = self.mirror.complete("volume", "export", "node")
+        added = {v: frozenset(m) for v, m in self.added.items()}
         view = NodeView(
-            self.node, self.nodes(), self.volumes(), self.exports(), self.wanted_held(), complete, self.cfg.options
-        )
+            self.node, self.nodes(), self.volumes(), self.exports(), self.wanted_held(), complete, self.cfg.options,
+            added,
+        )  # fmt: skip
         plan = plan_node(view, obs)
         async with self.lock:
             if self.urgent or instructions != self.instructions:

@@ -9,6 +9,8 @@ empty. Safety rules kept here (each has a test):
   with ``bdev_raid_add_base_bdev`` and is rebuilt;
 - a leg SPDK dropped from its raid is never put back by the node: it is reported (``leg_dropped``);
 - the last in-sync member of a raid is never removed;
+- a member that is neither in sync, nor the rebuild target, nor added by this node for a rebuild
+  (a placeholder left by an interrupted degraded start) is removed: raid1 would read from it;
 - an in-sync leg whose lvol is gone is reported, never re-created blank;
 - a remote leg is exported only by the boot of its node that the incarnation belongs to, under an
   NQN and namespace identity unique to that incarnation, and the owner checks the identity.
@@ -48,7 +50,8 @@ class Options:
 class NodeView:
     """What the database wants of one node. ``held``: volumes whose host I/O must wait and whose
     long work is halted (an epoch is quiescing them); ``complete``: ``volumes`` holds every volume,
-    so objects that no volume wants may be removed."""
+    so objects that no volume wants may be removed; ``added``: volume -> raid members this node
+    added with ``bdev_raid_add_base_bdev`` (SPDK rebuilt them, whatever the leg's state says yet)."""
 
     node: Node
     nodes: Mapping[str, Node]
@@ -57,6 +60,7 @@ class NodeView:
     held: frozenset[str] = frozenset()
     complete: bool = True
     options: Options = Options()
+    added: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def identity_of(volume: Volume, leg: Leg) -> str:
@@ -325,18 +329,23 @@ class _Planner:
         leg_of = {name: leg_id for leg_id, name in members.items() if name is not None}
         configured = raid.configured()
         in_sync = [n for n in configured if n != raid.rebuild_target]
-        drop: list[str] = []
+        added = self.view.added.get(v.name, frozenset())
+        drop: dict[str, str] = {}
         for n in configured:
             leg = v.leg(leg_of.get(n, ""))
-            if leg is None or (halted and leg.state != "in_sync" and n == raid.rebuild_target):
-                drop.append(n)
+            if leg is None:
+                drop[n] = "not in the mapping"
+            elif halted and leg.state != "in_sync" and n == raid.rebuild_target:
+                drop[n] = "rebuild halted"
+            elif not self.copy(v, leg, n, raid, added):
+                drop[n] = "member that is no copy"
         keep_in_sync = [n for n in in_sync if n not in drop]
-        for n in drop:
+        for n, why in drop.items():
             if n in in_sync and not keep_in_sync:
                 self.find(v.name, "refused_last_in_sync", detail=f"{n} is the last in-sync member of {raid.name}")
                 self.keep(n)
                 continue
-            self.add(Stage.DISASSEMBLE, "bdev_raid_remove_base_bdev", v.name, "not in the mapping", GONE, name=n)
+            self.add(Stage.DISASSEMBLE, "bdev_raid_remove_base_bdev", v.name, why, GONE, name=n)
         adding = raid.rebuild_target is not None or halted
         for leg in v.legs:
             name = members[leg.leg_id]
@@ -348,6 +357,15 @@ class _Planner:
                 self.add(Stage.GROW, "bdev_raid_add_base_bdev", v.name, f"rebuild onto {leg.leg_id}", EXISTS,
                          raid_bdev=raid.name, base_bdev=name)  # fmt: skip
                 adding = True
+
+    @staticmethod
+    def copy(v: Volume, leg: Leg, member: str, raid: RaidInfo, added: frozenset[str]) -> bool:
+        """Whether a configured member holds (or is being given) the volume's data: SPDK reads
+        from every member but the rebuild target, so one that joined as a placeholder of a
+        degraded start that was cut short before its trim must go."""
+        if leg.state == "in_sync" or member == raid.rebuild_target or member in added:
+            return True
+        return v.state == "creating" and leg.state == "new"
 
     def keep(self, member: str) -> None:
         """Keep what a raid member stands on (its controller or lvol), though no leg wants it."""

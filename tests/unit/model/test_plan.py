@@ -15,7 +15,7 @@ import pytest
 
 from spdkvirt.model import names
 from spdkvirt.model.placement import Capacity
-from spdkvirt.model.plan import NULL_PREFIX, Options, identity_of, plan_node
+from spdkvirt.model.plan import NULL_PREFIX, NodeView, Options, identity_of, plan_node
 from spdkvirt.model.records import Leg, Node, Volume
 from spdkvirt.model.remap import promote, remap
 from spdkvirt.model.steps import Plan, Stage
@@ -525,6 +525,48 @@ def test_degraded_start_with_a_rebuilding_leg_as_placeholder() -> None:
     assert [(s.method, dict(s.params)) for s in p.steps] == [
         ("bdev_raid_add_base_bdev", {"raid_bdev": "vr-v1", "base_bdev": remote_bdev(b)})
     ]
+
+
+def _cut_short(v: Volume) -> tuple[Target, NodeView]:
+    """The owner of ``v`` (in-sync local leg, rebuilding remote leg) after a degraded start that
+    ended before its trim (the agent was killed): the raid has the rebuilding leg as a member,
+    and SPDK, which rebuilt nothing onto it, reads from it as from a copy."""
+    a, b = v.legs
+    t = _restarted_owner(v)
+    t.controller(
+        names.remote_controller(b.leg_id, 1), names.leg_nqn(b.leg_id, 1), address_of("n2"), uuid=identity_of(v, b)
+    )
+    vw = view("n1", [v], nodes=[node("n1", boot=1)])
+    t.apply(Plan(tuple(s for s in plan_node(vw, t.observed()).steps if s.stage < Stage.TRIM)))
+    assert t.raids["vr-v1"].members == [member(t, v, a), remote_bdev(b)] and t.raids["vr-v1"].target is None
+    return t, vw
+
+
+def test_placeholder_of_a_degraded_start_cut_short_is_removed_then_rebuilt() -> None:
+    v = with_states(online(volume("v1", [leg("n1", "d1"), leg("n2", "d1")])), "in_sync", "rebuilding")
+    t, vw = _cut_short(v)
+    p = plan_node(vw, t.observed())
+    assert [(s.stage, s.method, s.params["name"]) for s in p.steps if s.method.startswith("bdev_raid")] == [
+        (Stage.DISASSEMBLE, "bdev_raid_remove_base_bdev", remote_bdev(v.legs[1]))
+    ]
+    t.apply(p)
+    p = plan_node(vw, t.observed())
+    assert [(s.method, dict(s.params)) for s in p.steps] == [
+        ("bdev_raid_add_base_bdev", {"raid_bdev": "vr-v1", "base_bdev": remote_bdev(v.legs[1])})
+    ]
+
+
+def test_member_this_node_rebuilt_stays_until_the_master_promotes_it() -> None:
+    v = with_states(online(volume("v1", [leg("n1", "d1"), leg("n2", "d1")])), "in_sync", "rebuilding")
+    t, vw = _cut_short(v)
+    rebuilt = replace(vw, added={"v1": frozenset({remote_bdev(v.legs[1])})})
+    assert plan_node(rebuilt, t.observed()).steps == ()
+
+
+def test_new_members_of_a_volume_being_created_stay() -> None:
+    v = volume("v1", [leg("n1", "d1", "new"), leg("n1", "d2", "new")])
+    t = settle(v)["n1"]
+    assert plan_node(view("n1", [v]), t.observed()).steps == ()
 
 
 def test_degraded_start_of_a_held_volume_uses_a_null_placeholder() -> None:
