@@ -260,10 +260,13 @@ class Master:
             if v is None or keys.volume(name) in unreadable:
                 continue  # a record this version cannot read is never written over
             st = statuses.get(name) or {}
-            suspects = set()
-            if st.get("node") == v.owner and st.get("generation") == v.generation:
-                suspects = {f.get("leg", "") for f in st.get("findings", ()) if f.get("kind") in SUSPECT}
-            r = remap(v, cluster, capacity, owned, self.settled(name, suspects))
+            dropped: set[str] = set()
+            if st.get("node") == v.owner and st.get("generation", 0) <= v.generation:
+                # the owner's last word, even about an earlier mapping: a leg it saw drop out of its
+                # raid missed writes, whatever has happened to the owner since
+                dropped = {f.get("leg", "") for f in st.get("findings", ()) if f.get("kind") in SUSPECT}
+            suspects = dropped if st.get("generation") == v.generation else set()
+            r = remap(v, cluster, capacity, owned, self.settled(name, suspects), dropped)
             if r.changed and r.volume.owner != v.owner and not moves and not self.out_of_the_way(v.owner, cluster):
                 r = Remap(v)  # its owner may still serve it: the volume waits rather than be served twice
             if r.changed and r.volume.owner != v.owner:

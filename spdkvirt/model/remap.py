@@ -8,8 +8,11 @@ mapping changes are the ones an epoch quiesces. Rules:
 - a leg on a failed, removed or maintenance device, or on a node that is down, leaves the mapping;
 - a leg whose node restarted since its incarnation, or that its owner reports dropped or lost, is
   rebuilt in place under a new incarnation — unless it is the last copy of the data, which stays;
-- the last in-sync leg is never dropped: when every in-sync leg is out of reach the volume is
-  marked failed and its mapping left alone, so it comes back when they do;
+- a leg its owner reports out of its raid missed writes: it is never a source while an in-sync leg
+  it does not report is at hand, and it is rebuilt with any other change of the mapping;
+- the last in-sync leg is never dropped: when every in-sync leg is out of reach (or only legs that
+  missed writes are reachable) the volume is marked failed and its mapping left alone, so it comes
+  back when they do;
 - missing copies are placed on other nodes first, then other devices; a volume whose owner is
   gone is reassembled on the node of one of its in-sync legs (fewest volumes owned first).
 """
@@ -114,26 +117,32 @@ def remap(
     capacity: Capacity,
     owned: Mapping[str, int],
     suspects: Collection[str] = (),
+    dropped: Collection[str] = (),
 ) -> Remap:
-    """The next mapping of ``volume``; ``suspects``: leg ids its owner reports dropped or lost."""
+    """The next mapping of ``volume``; ``suspects``: leg ids its owner has reported dropped or lost
+    for long enough to rebuild them; ``dropped``: every leg it reports so now (suspects or not yet)."""
     if volume.state == "deleting":
         return Remap(volume)
     creating = volume.state == "creating"
+    missed = frozenset(dropped) | frozenset(suspects)  # legs that missed writes
     gone = [leg for leg in volume.legs if not cluster.leg_ok(leg)]
     ok = [leg for leg in volume.legs if cluster.leg_ok(leg)]
     stale = {leg.leg_id for leg in ok if cluster.restarted(leg) or leg.leg_id in suspects}
-    sources = [leg for leg in ok if leg.state == "in_sync" and leg.leg_id not in stale]
+    sources = [leg for leg in ok if leg.state == "in_sync" and leg.leg_id not in stale | missed]
     reexported: list[str] = []
     if not sources and not creating:
         last = [leg for leg in ok if leg.state == "in_sync"]
-        if not last:
+        newer = [leg.leg_id for leg in gone if leg.state == "in_sync" and leg.leg_id not in missed]
+        if not last or (newer and all(leg.leg_id in missed for leg in last)):
             if volume.state == "failed":
                 return Remap(volume)
             why = "every in-sync leg is out of reach"
+            if last:
+                why = f"the reachable legs missed writes; waiting for {','.join(newer)}"
             lost_node = any(not cluster.node_ok(leg.node) for leg in volume.legs if leg.state == "in_sync")
             failed = replace(volume, state="failed", generation=volume.generation + 1)
             return Remap(failed, "node_failed" if lost_node else "device_failed", why)
-        keep = min(last, key=lambda leg: (leg.leg_id in suspects, leg.leg_id))
+        keep = min(last, key=lambda leg: (leg.leg_id in missed, leg.leg_id))
         sources = [keep]
         stale.discard(keep.leg_id)
         if cluster.restarted(keep):
@@ -141,6 +150,11 @@ def remap(
             kept = replace(keep, incarnation=keep.incarnation + 1, node_boot=cluster.boot(keep.node))
             ok = [kept if leg.leg_id == keep.leg_id else leg for leg in ok]
             reexported.append(keep.leg_id)
+    if gone or stale or not cluster.node_ok(volume.owner) or len(ok) < volume.redundancy or volume.state == "failed":
+        # changing anyway: what missed writes is rebuilt now
+        stale |= {leg.leg_id for leg in ok if leg.state == "in_sync" and leg.leg_id in missed} - {
+            leg.leg_id for leg in sources
+        }
     legs: list[Leg] = []
     reincarnated: list[str] = []
     for leg in ok:

@@ -50,10 +50,11 @@ def run(
     others: Iterable[Volume] = (),
     owned: Mapping[str, int] | None = None,
     suspects: Iterable[str] = (),
+    dropped: Iterable[str] = (),
 ) -> tuple[Remap, ClusterView, Capacity]:
     c = world.cluster()
     cap = Capacity.of(world.parts()[1], [v, *others], c.usable_nodes())
-    return remap(v, c, cap, owned or {}, tuple(suspects)), c, cap
+    return remap(v, c, cap, owned or {}, tuple(suspects), tuple(dropped)), c, cap
 
 
 def again(r: Remap, c: ClusterView, cap: Capacity) -> Remap:
@@ -225,6 +226,44 @@ def test_unsuspected_copy_stays_before_a_suspected_one() -> None:
     assert r.volume.legs[1] == replace(v.legs[1], incarnation=2, node_boot=boot_of("n2", 2))
     assert r.volume.legs[0].incarnation == 2
     assert r.volume.legs[0].state == "rebuilding"
+
+
+# legs the owner reports out of its raid, before the grace has passed (window 10)
+def test_dropped_leg_waits_out_the_grace_while_nothing_else_changes() -> None:
+    r, *_ = run(V, dropped=[B.leg_id])
+    assert r.volume is V
+
+
+@pytest.mark.parametrize("how", [World(down=("n1",)), World(dead=("n1",)), World(failed=(("n1", "d1"),))])
+def test_dropped_leg_is_no_source_while_the_copy_that_has_every_write_is_out_of_reach(how: World) -> None:
+    r, *_ = run(V, how, dropped=[B.leg_id])
+    assert r.volume.state == "failed" and r.volume.legs == V.legs and r.volume.owner == "n1"
+    assert "missed writes" in r.detail
+
+
+def test_dropped_leg_is_rebuilt_with_any_other_change() -> None:
+    v = volume("v1", [leg("n1", "d1"), leg("n2", "d1"), leg("n3", "d1")])
+    _, b, c = v.legs
+    r, *_ = run(v, World(dead=("n1",)), dropped=[b.leg_id])
+    assert r.volume.owner == "n3"
+    assert {x.leg_id: x.state for x in r.volume.legs} == {c.leg_id: "in_sync", b.leg_id: "rebuilding",
+                                                          r.volume.legs[-1].leg_id: "rebuilding"}  # fmt: skip
+
+
+def test_copy_that_has_every_write_comes_back_and_the_dropped_leg_is_rebuilt() -> None:
+    failed = replace(V, state="failed", generation=2)
+    r, *_ = run(failed, World(rebooted=("n1",)), dropped=[B.leg_id])
+    assert r.volume.owner == "n1"
+    assert r.volume.legs == (
+        replace(A, incarnation=2, node_boot=boot_of("n1", 2)),
+        replace(B, state="rebuilding", incarnation=2),
+    )
+
+
+def test_dropped_only_copy_at_hand_stays_when_no_other_copy_is_known() -> None:
+    v = volume("v1", [leg("n1", "d1", "rebuilding"), leg("n2", "d1")], state="degraded")
+    r, *_ = run(v, World(dead=("n1",)), dropped=[v.legs[1].leg_id])
+    assert r.volume.owner == "n2" and r.volume.leg(v.legs[1].leg_id) == v.legs[1]
 
 
 # ---- what does not change ---------------------------------------------------------------------
