@@ -87,12 +87,18 @@ def volume_view(
         "state": state,
         "epoch": record.get("epoch", 0),
         "generation": record["generation"],
-        "legs": [{k: leg[k] for k in ("leg_id", "node", "device", "state", "lvol_uuid") if k in leg} for leg in legs],
+        "legs": [_leg_view(leg) for leg in legs],
         "exports": sorted(export_ids),
     }
     if state == "rebuilding" and percent is not None:
         out["rebuild_percent"] = round(min(100.0, max(0.0, percent)), 1)
+    if record.get("detached"):
+        out["detached"] = [_leg_view(leg) for leg in record["detached"]]
     return out
+
+
+def _leg_view(leg: Mapping[str, Any]) -> JsonObject:
+    return {k: leg[k] for k in ("leg_id", "node", "device", "state", "lvol_uuid") if k in leg}
 
 
 def export_state(record: Mapping[str, Any], status: Mapping[str, Any] | None, alive: bool) -> str:

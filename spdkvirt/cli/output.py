@@ -134,6 +134,8 @@ def volume_detail(vol: Mapping[str, Any]) -> str:
     if vol["state"] == "rebuilding":
         lines.append(f"rebuild:     {progress_bar(float(vol.get('rebuild_percent', 0.0)))}")
     lines += ["", table(vol.get("legs", []), LEG_COLUMNS)]
+    if vol.get("detached"):
+        lines += ["", "detached (kept until the volume has its redundancy back):", table(vol["detached"], LEG_COLUMNS)]
     return "\n".join(lines)
 
 

@@ -32,7 +32,7 @@ class Capacity:
         usable = {d.key: d for d in devices if d.usable and d.node in usable_nodes}
         committed = dict.fromkeys(usable, 0)
         for v in volumes:
-            for leg in v.legs:
+            for leg in (*v.legs, *v.detached):  # a detached copy keeps its lvol
                 key = (leg.node, leg.device)
                 if key in committed:
                     committed[key] += v.size_bytes

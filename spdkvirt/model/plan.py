@@ -8,7 +8,7 @@ empty. Safety rules kept here (each has a test):
 - a leg joins a raid as a source only while the database says it is in sync; any other leg joins
   with ``bdev_raid_add_base_bdev`` and is rebuilt;
 - a leg SPDK dropped from its raid is never put back by the node: it is reported (``leg_dropped``);
-- the last in-sync member of a raid is never removed;
+- the last in-sync member of a raid is never removed; the lvol of a detached copy is never deleted;
 - a member that is neither in sync, nor the rebuild target, nor added by this node for a rebuild
   (a placeholder left by an interrupted degraded start) is removed: raid1 would read from it;
 - an in-sync leg whose lvol is gone is reported, never re-created blank;
@@ -109,6 +109,9 @@ class _Planner:
             for leg in v.legs:
                 if leg.node == self.me:
                     self.leg(v, leg)
+            for leg in v.detached:
+                if leg.node == self.me:  # a copy kept until the volume has its redundancy back
+                    self.wanted_lvols.setdefault(leg.lvstore, set()).add(leg.leg_id)
 
     def leg(self, v: Volume, leg: Leg) -> None:
         self.wanted_lvols.setdefault(leg.lvstore, set()).add(leg.leg_id)

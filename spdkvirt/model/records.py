@@ -219,7 +219,9 @@ class Leg:
 
 @dataclass(frozen=True)
 class Volume:
-    """A virtual volume: a raid on ``owner`` over ``legs`` (raid1 for 2-3 copies, concat for one)."""
+    """A virtual volume: a raid on ``owner`` over ``legs`` (raid1 for 2-3 copies, concat for one).
+    ``detached``: in-sync copies that left the mapping while out of reach, kept (never destroyed)
+    until the volume has its redundancy back; they miss every write since they left."""
 
     name: str
     uuid: str
@@ -232,11 +234,12 @@ class Volume:
     state: str = "creating"
     thin: bool = True
     leg_serial: int = 0
+    detached: tuple[Leg, ...] = ()
     extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     FIELDS = (
         "kind", "schema_version", "name", "uuid", "size_bytes", "redundancy", "raid_level", "owner_node", "legs",
-        "generation", "epoch", "state", "thin", "leg_serial",
+        "generation", "epoch", "state", "thin", "leg_serial", "detached",
     )  # fmt: skip
 
     @property
@@ -261,6 +264,7 @@ class Volume:
             r["state"],
             r.get("thin", True),
             r.get("leg_serial", 0),
+            tuple(Leg.of(x) for x in r.get("detached", ())),
             _extra(r, cls.FIELDS),
         )
 
@@ -270,6 +274,8 @@ class Volume:
         out.update(size_bytes=self.size_bytes, redundancy=self.redundancy, raid_level=self.raid_level)
         out.update(owner_node=self.owner, legs=[leg.record() for leg in self.legs], generation=self.generation)
         out.update(epoch=self.epoch, state=self.state, thin=self.thin, leg_serial=self.leg_serial)
+        if self.detached:
+            out["detached"] = [leg.record() for leg in self.detached]
         return out
 
     def leg(self, leg_id: str) -> Leg | None:

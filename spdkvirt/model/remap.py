@@ -6,6 +6,8 @@ reason. The master runs it over every volume after any change it hears of; the v
 mapping changes are the ones an epoch quiesces. Rules:
 
 - a leg on a failed, removed or maintenance device, or on a node that is down, leaves the mapping;
+  an in-sync one (but on a removed device) is kept as detached until the volume has its redundancy
+  back: if the other copies are lost meanwhile it is what is left, so nothing deletes it before;
 - a leg whose node restarted since its incarnation, or that its owner reports dropped or lost, is
   rebuilt in place under a new incarnation — unless it is the last copy of the data, which stays;
 - a leg its owner reports out of its raid missed writes: it is never a source while an in-sync leg
@@ -183,13 +185,29 @@ def remap(
         owner = min(candidates, key=lambda n: (owned.get(n, 0), n)) if candidates else owner
     new_legs = tuple(legs)
     state = _state(volume, new_legs)
-    if new_legs == volume.legs and owner == volume.owner and state == volume.state:
+    detached = _detached(volume, gone, cluster, state)
+    if new_legs == volume.legs and owner == volume.owner and state == volume.state and detached == volume.detached:
         return Remap(volume)
     reason, detail = _reason(volume, cluster, gone, reincarnated + reexported, placed, owner)
     if reexported:
         detail = detail.replace("rebuild in place", "re-export or rebuild in place")
-    nxt = replace(volume, legs=new_legs, owner=owner, state=state, generation=volume.generation + 1, leg_serial=serial)
+    nxt = replace(volume, legs=new_legs, owner=owner, state=state, generation=volume.generation + 1, leg_serial=serial,
+                  detached=detached)  # fmt: skip
     return Remap(nxt, reason, detail, tuple(placed))
+
+
+def _detached(volume: Volume, gone: list[Leg], cluster: ClusterView, state: str) -> tuple[Leg, ...]:
+    """The copies kept out of the mapping: those kept so far and the in-sync legs leaving it now
+    (but from a removed device, which its operator gave up), until the volume is online again."""
+    if state == "online":
+        return ()  # redundancy is back: the master disowns them, their nodes delete them
+    kept = {leg.leg_id for leg in volume.detached}
+    out = list(volume.detached)
+    for leg in gone:
+        d = cluster.devices.get((leg.node, leg.device))
+        if leg.state == "in_sync" and leg.leg_id not in kept and not (d is not None and d.state == "removed"):
+            out.append(leg)
+    return tuple(out)
 
 
 def _reason(
@@ -226,4 +244,5 @@ def promote(volume: Volume, in_sync: Collection[str], generation: int) -> Volume
     if legs == volume.legs:
         return volume
     state = "online" if len(legs) >= volume.redundancy and all(x.state == "in_sync" for x in legs) else "degraded"
-    return replace(volume, legs=legs, state=state, generation=volume.generation + 1)
+    detached = () if state == "online" else volume.detached
+    return replace(volume, legs=legs, state=state, generation=volume.generation + 1, detached=detached)

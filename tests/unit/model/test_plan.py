@@ -760,6 +760,16 @@ def test_objects_without_our_prefixes_are_never_touched() -> None:
     assert plan_node(view("n1", []), t.observed()) == Plan()
 
 
+def test_lvol_of_a_detached_copy_is_kept() -> None:
+    v = online(volume("v1", [leg("n1", "d1"), leg("n2", "d1")]))
+    t = settle(v)["n2"]
+    gone = replace(v, legs=v.legs[:1], detached=v.legs[1:], state="degraded", generation=2)
+    p = plan_node(view("n2", [gone]), t.observed())
+    assert not steps_of(p, "bdev_lvol_delete")
+    disowned = replace(gone, detached=(), generation=3)
+    assert steps_of(plan_node(view("n2", [disowned]), t.observed()), "bdev_lvol_delete")
+
+
 def test_volume_moved_to_another_owner_is_taken_down_but_its_leg_kept() -> None:
     v = online(volume("v1", [leg("n1", "d1"), leg("n2", "d1")]))
     t = settle(v, exports=[export(v)])["n1"]

@@ -24,6 +24,7 @@ class World:
     dead: tuple[str, ...] = ()
     rebooted: tuple[str, ...] = ()
     failed: tuple[tuple[str, str], ...] = ()
+    removed: tuple[tuple[str, str], ...] = ()
     nodes: tuple[str, ...] = NODES
     devices: tuple[str, ...] = ("d1", "d2")
 
@@ -32,7 +33,9 @@ class World:
             node(n, state="down" if n in self.down else "up", boot=2 if n in self.rebooted else 1) for n in self.nodes
         ]
         ds = [
-            device(n, d, state="failed" if (n, d) in self.failed else "available")
+            device(
+                n, d, state="failed" if (n, d) in self.failed else "removed" if (n, d) in self.removed else "available"
+            )
             for n in self.nodes
             for d in self.devices
         ]
@@ -304,6 +307,54 @@ def test_missing_copies_are_placed_when_room_appears() -> None:
     r, *_ = run(v)
     assert r.reason == "device_added"
     assert where(r.volume.legs) == [("n1", "d1", "in_sync"), ("n2", "d1", "rebuilding")]
+
+
+# ---- detached copies (window 4) -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "world", [World(down=("n2",)), World(dead=("n2",)), World(failed=(("n2", "d1"),))], ids=["down", "dead", "failed"]
+)
+def test_in_sync_copy_out_of_reach_leaves_the_mapping_detached(world: World) -> None:
+    r, c, cap = run(V, world)
+    assert B not in r.volume.legs and r.volume.detached == (B,)
+    assert not again(r, c, cap).changed
+
+
+def test_copy_on_a_removed_device_is_disowned() -> None:
+    r, *_ = run(V, World(removed=(("n2", "d1"),)))
+    assert B not in r.volume.legs and r.volume.detached == ()
+
+
+def test_rebuilding_leg_out_of_reach_is_no_copy_to_keep() -> None:
+    v = with_leg_states(V, "in_sync", "rebuilding")
+    r, *_ = run(v, World(down=("n2",)))
+    assert r.volume.detached == ()
+
+
+def test_detached_copy_is_kept_while_the_volume_fails_and_comes_back() -> None:
+    two = {"nodes": ("n1", "n2"), "devices": ("d1",)}  # room for no other copy
+    r, *_ = run(V, World(down=("n2",), **two))  # type: ignore[arg-type]
+    assert r.volume.detached == (B,) and r.volume.legs == (A,)
+    lost = run(r.volume, World(down=("n1", "n2"), **two))[0]  # type: ignore[arg-type]
+    assert lost.volume.state == "failed" and lost.volume.detached == (B,)
+    back = run(lost.volume, World(down=("n2",), **two))[0]  # type: ignore[arg-type]
+    assert back.volume.state == "degraded" and back.volume.detached == (B,)
+
+
+def test_detached_copies_are_disowned_once_the_volume_is_online() -> None:
+    r, *_ = run(V, World(down=("n2",)))
+    new = r.volume.legs[1]
+    online = promote(r.volume, [new.leg_id], r.volume.generation)
+    assert online.state == "online" and online.detached == ()
+
+
+def test_detached_copy_keeps_its_room() -> None:
+    r, *_ = run(V, World(down=("n2",)))
+    cap = Capacity.of(World().parts()[1], [r.volume], World().cluster().usable_nodes())
+    assert cap.committed[("n2", "d1")] == GIB
+
+
+def with_leg_states(v: Volume, *states: str) -> Volume:
+    return replace(v, legs=tuple(replace(x, state=s) for x, s in zip(v.legs, states, strict=True)), state="degraded")
 
 
 # ---- promote --------------------------------------------------------------------------------------
