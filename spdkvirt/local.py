@@ -30,6 +30,7 @@ from spdkvirt.api.server import Dispatcher
 from spdkvirt.api.service import StoreIdempotencyLog
 from spdkvirt.controller.master import Master, MasterConfig
 from spdkvirt.controller.service import VolumeService
+from spdkvirt.model.records import Fence
 from spdkvirt.spdk.client import SpdkClient
 from spdkvirt.spdk.errors import SpdkError
 from spdkvirt.store import Store, open_store
@@ -162,6 +163,7 @@ class LocalNode:
     agent: Agent | None = None
     client: SpdkClient | None = None
     task: asyncio.Task[None] | None = None
+    fence: Fence | None = None
 
 
 @dataclass
@@ -230,7 +232,10 @@ class LocalCluster:
             process = None if self.sockets else SpdkProcess(str(d / "spdk.sock"), log, self.poll_ms, tuple(self.target))
             sock = self.sockets[i] if self.sockets else str(d / "spdk.sock")
             ports = self._port(d, i), self._port(d, i, ISCSI_BASE_PORT, ISCSI_PORT_FILE)
-            self.members.append(LocalNode(nid, d, *ports, tuple(specs), process, sock))
+            # every target is on this machine: the controller fences a node whose agent is gone
+            # through its SPDK socket, before its volumes get other owners
+            fence = Fence(f"unix://{Path(sock).resolve()}", "listeners") if "://" not in sock else None
+            self.members.append(LocalNode(nid, d, *ports, tuple(specs), process, sock, fence=fence))
 
     async def start(self) -> None:
         # the store first: its lock keeps a second cluster off this work directory
@@ -301,7 +306,7 @@ class LocalCluster:
         assert self.store is not None
         n.client = SpdkClient(n.socket)
         cfg = AgentConfig(node_id, self.address, n.socket, n.devices, n.port, self.lease_ttl,
-                          resync_interval=self.resync_interval, iscsi_port=n.iscsi_port)  # fmt: skip
+                          resync_interval=self.resync_interval, iscsi_port=n.iscsi_port, fence=n.fence)  # fmt: skip
         n.agent = Agent(cfg, self.store, n.client)
         n.task = asyncio.get_running_loop().create_task(n.agent.run(), name=f"agent {node_id}")
 

@@ -1,7 +1,8 @@
 """Out-of-band fencing: stop a node's SPDK serving volumes when its agent is gone.
 
 The master calls :func:`fence` before it hands a down node's volumes to another owner. It reaches
-the node's SPDK over SSH (the node record's ``fence.url``, an ``ssh://`` SPDK address) and, by the
+the node's SPDK over SSH (the node record's ``fence.url``, an ``ssh://`` SPDK address; or
+``unix:///path``, a target on the controller's own machine, as in a local cluster) and, by the
 node's ``fence.method``:
 
 - ``listeners``: removes every NVMe-oF listener of spdkvirt's volume subsystems and deletes
@@ -41,8 +42,24 @@ Probe = Callable[[str, float], Awaitable[str | None]]
 NOT_LISTENING = ("Connection refused", "No such file or directory")
 
 
+LOCAL = "unix://"
+
+
 def _client(url: str, timeout: float) -> SpdkClient:
-    return SpdkClient(url, timeout=timeout, connect_timeout=timeout)
+    address = url[len(LOCAL) :] if url.startswith(LOCAL) else url
+    return SpdkClient(address, timeout=timeout, connect_timeout=timeout)
+
+
+async def local_probe(url: str, within: float) -> str | None:
+    """Connect to a local SPDK socket: None when it accepts, else why not."""
+    path = url[len(LOCAL) :]
+    try:
+        async with asyncio.timeout(within):
+            _, writer = await asyncio.open_unix_connection(path)
+    except (ConnectionRefusedError, FileNotFoundError) as e:
+        return f"{path}: {e.strerror}"
+    writer.close()
+    return None
 
 
 async def ssh_probe(url: str, within: float) -> str | None:
@@ -78,13 +95,15 @@ class NotServing(Exception):
 
 
 async def fence(
-    node: Node, *, within: float = 10.0, client: ClientFactory = _client, probe: Probe = ssh_probe
+    node: Node, *, within: float = 10.0, client: ClientFactory = _client, probe: Probe | None = None
 ) -> FenceOutcome:
     """Fence ``node`` as its record says; never raises."""
     started = time.monotonic()
     if node.fence is None:
         return FenceOutcome(node.node_id, "none", False, "no out-of-band fence configured", now(), 0.0)
     url, method = node.fence.url, node.fence.method
+    if probe is None:
+        probe = local_probe if url.startswith(LOCAL) else ssh_probe
     try:
         async with asyncio.timeout(within):
             try:

@@ -35,16 +35,18 @@ FENCE_METHODS = ("listeners", "ana", "stop")
 
 @dataclass(frozen=True)
 class Fence:
-    """How the master reaches a node's SPDK out of band (over SSH) to stop it serving volumes when
-    the node's agent is gone: ``listeners`` removes the volume exports, ``ana`` sets the NVMe-oF
-    listeners inaccessible (and removes iSCSI exports), ``stop`` stops the SPDK target."""
+    """How the master reaches a node's SPDK out of band (over SSH, or ``unix://`` for a target on
+    the controller's own machine) to stop it serving volumes when the node's agent is gone:
+    ``listeners`` removes the volume exports, ``ana`` sets the NVMe-oF listeners inaccessible (and
+    removes iSCSI exports), ``stop`` stops the SPDK target."""
 
     url: str
     method: str = "listeners"
 
     def check(self) -> None:
-        if not self.url.startswith("ssh://"):
-            raise ValueError(f"fence url must be ssh://user@host[:port]/path/to/spdk.sock, not {self.url!r}")
+        if not self.url.startswith(("ssh://", "unix:///")):
+            want = "ssh://user@host[:port]/path/to/spdk.sock or unix:///path/to/spdk.sock"
+            raise ValueError(f"fence url must be {want}, not {self.url!r}")
         if self.method not in FENCE_METHODS:
             raise ValueError(f"fence method must be one of {', '.join(FENCE_METHODS)}, not {self.method!r}")
 

@@ -1,0 +1,37 @@
+"""Fault schedules: a seed always gives the same faults, within the rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.nemesis.schedule import KINDS, schedule
+
+NODES = ("n1", "n2", "n3")
+DEVICES = tuple(f"{n}/{n}d{k}" for n in NODES for k in (1, 2))
+
+
+@pytest.mark.parametrize("seed", range(1, 40))
+def test_a_seed_reproduces_and_keeps_the_rules(seed: int) -> None:
+    faults = schedule(seed, NODES, DEVICES, faults=6, span=8.0)
+    assert faults == schedule(seed, NODES, DEVICES, faults=6, span=8.0)
+    assert list(faults) == sorted(faults, key=lambda f: f.at)
+    pulled = [f"{f.node}/{f.device}" for f in faults if f.kind == "device"]
+    assert len(pulled) == len(set(pulled)) and set(pulled) <= set(DEVICES)
+    node_faults = [f for f in faults if f.kind in ("spdk", "agent", "slow")]
+    for f in node_faults:
+        during = [g for g in node_faults if g is not f and g.at <= f.at + f.duration and f.at <= g.at + g.duration]
+        assert not during, f"{f} overlaps {during}"
+    assert all(f.kind in KINDS and 0 <= f.at <= 8.0 for f in faults)
+
+
+def test_seeds_differ() -> None:
+    assert len({schedule(s, NODES, DEVICES) for s in range(1, 30)}) > 25
+
+
+def test_every_kind_comes_up() -> None:
+    kinds = {f.kind for s in range(1, 60) for f in schedule(s, NODES, DEVICES)}
+    assert kinds == set(KINDS)
+
+
+def test_kinds_can_be_chosen() -> None:
+    assert {f.kind for s in range(1, 20) for f in schedule(s, NODES, DEVICES, kinds=("device",))} == {"device"}
