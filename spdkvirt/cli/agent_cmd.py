@@ -34,8 +34,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--device", action="append", metavar="ID=PATH", help="ID=PATH or ID=bdev:NAME")
     p.add_argument("--lease-ttl", type=int, help="seconds without renewal before the node counts as failed (2)")
     p.add_argument("--fence-url", metavar="URL",
-                   help="ssh://user@host[:port]/path/to/spdk.sock: how the master reaches this node's SPDK "
-                        "to fence it when this agent is gone")  # fmt: skip
+                   help="ssh://user@host[:port]/path/to/spdk.sock (or unix:///path/to/spdk.sock on the "
+                        "controller's machine): how the master reaches this node's SPDK to fence it when this "
+                        "agent is gone")  # fmt: skip
     p.add_argument("--fence-method", choices=FENCE_METHODS,
                    help="listeners: remove the volume exports; ana: set their ANA state inaccessible "
                         "(iSCSI exports are removed); stop: stop the target (spdk_kill_instance)")  # fmt: skip

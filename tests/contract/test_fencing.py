@@ -1,12 +1,11 @@
 """Out-of-band fencing against a target: what each method leaves serving (simulator or real spdk_tgt).
 
-The SSH leg is left out here (tests/cluster covers it); the fencing code gets a client on the
-target's UNIX socket instead.
+The SSH leg is left out here (tests/cluster covers it): the fence URL names the target's UNIX
+socket (``unix:///...``), as for a target on the controller's own machine.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,21 +48,8 @@ async def export_volumes(spdk: SpdkClient, port: int, iscsi_port: int) -> None:
 
 
 def node_for(tp: TargetProcess, method: str) -> tuple[Node, dict[str, Any]]:
-    """The node, and how fencing reaches its target here: its UNIX socket, no SSH."""
-    node = Node("n1", "127.0.0.1", state="down", fence=Fence("ssh://root@127.0.0.1/ignored.sock", method))
-
-    def client(url: str, timeout: float) -> SpdkClient:
-        return SpdkClient(tp.socket_path, timeout=timeout, connect_timeout=timeout)
-
-    async def probe(url: str, within: float) -> str | None:
-        try:
-            _reader, writer = await asyncio.open_unix_connection(tp.socket_path)
-        except (ConnectionRefusedError, FileNotFoundError) as e:
-            return str(e)
-        writer.close()
-        return None
-
-    return node, {"client": client, "probe": probe}
+    """The node, fenced through its target's UNIX socket (a target on the controller's machine)."""
+    return Node("n1", "127.0.0.1", state="down", fence=Fence(f"unix://{Path(tp.socket_path).resolve()}", method)), {}
 
 
 async def listeners(spdk: SpdkClient) -> dict[str, int]:
