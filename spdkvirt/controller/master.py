@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -43,17 +41,7 @@ log = logging.getLogger(__name__)
 #: findings of an owner that make the master rebuild a leg
 SUSPECT = frozenset({"leg_dropped", "leg_lost", "identity_mismatch"})
 KEEP_EPOCHS = 200
-CRASH_ENV = "SPDKVIRT_CRASH_AT"
 SUSPECT_GRACE = 0.3
-
-
-def crash_point(name: str) -> None:
-    """Die here, as a SIGKILL would, when ``SPDKVIRT_CRASH_AT`` names this point: lets tests stop a
-    master at each step of an epoch. Points: ``<phase>:before_acks``, ``<phase>:after_acks``,
-    ``remapping:half_written``."""
-    if os.environ.get(CRASH_ENV) == name:
-        logging.shutdown()
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -406,13 +394,10 @@ class Master:
         def moved(before: ep.State) -> None:
             if state.phase != before.phase:
                 timings[before.phase] = round((time.monotonic() - before.started) * 1e3, 2)
-                crash_point(f"{before.phase}:after_acks")
 
         if rec["leader_token"] != self.token:
             log.info("epoch %d: taking over in phase %s", epoch.number, rec["phase"])
             state, actions = ep.take_over(state, self.token, time.monotonic())
-        else:
-            crash_point(f"{state.phase}:before_acks")
         while state.phase != "done" or actions:
             while actions:
                 action, actions = actions[0], actions[1:]
@@ -425,8 +410,6 @@ class Master:
                     if state.phase == "done":
                         rec["finished_at"] = now()
                     await self._write_epoch(rec)
-                    if state.phase != "done":
-                        crash_point(f"{state.phase}:before_acks")
             if state.phase == "done":
                 break
             clock = time.monotonic()
@@ -575,12 +558,8 @@ class Master:
         exports = self.moved_exports(old, {r["name"]: r["owner_node"] for r in writes})
         revisions = self.revisions("volume", writes) | self.revisions("export", exports)
         writes += exports
-        half = len(writes) // 2
-        if half:
-            await put_guarded(self.store, self.guard, writes[:half], revisions)
-        crash_point("remapping:half_written")
-        if writes[half:]:
-            await put_guarded(self.store, self.guard, writes[half:], revisions)
+        if writes:
+            await put_guarded(self.store, self.guard, writes, revisions)
         written = {w["name"]: w["generation"] for w in writes if w.get("kind") == "volume"}
         await self._settle(lambda: all(
             (v := self.volumes().get(n)) is None or v.generation >= g for n, g in written.items()

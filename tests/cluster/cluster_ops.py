@@ -47,7 +47,6 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")  # none of the imports ab
 T = TypeVar("T")
 
 ELECTION = "master"
-CRASH_ENV = "SPDKVIRT_CRASH_AT"
 HOSTNQN = "nqn.2014-08.org.nvmexpress:uuid:5b0c7a1e-3d2f-4e6a-9b8c-7d6e5f4a3b21"
 BLOCK = 4096
 IO_TIMEOUT = 10.0
@@ -252,15 +251,14 @@ class Ops:
         for node in nodes if nodes is not None else self.c.node_names:
             self.c.start_in(node, f"{node}-agent", self.agent_argv(node))
 
-    def start_controller(self, name: str, crash_at: str | None = None) -> Controller:
-        """A controller in the root namespace; ``crash_at``: the crash point it dies at."""
+    def start_controller(self, name: str) -> Controller:
+        """A controller in the root namespace."""
         ctl = Controller(name, str(self._dir / f"{name}.sock"))
         with contextlib.suppress(FileNotFoundError):
             Path(ctl.socket).unlink()
         argv = [sys.executable, "-m", "spdkvirt.cli.main", "controller", "--store", self.c.store_url]
         argv += ["--name", name, "--api-socket", ctl.socket, *self.controller_extra]
-        env = {CRASH_ENV: crash_at} if crash_at else {CRASH_ENV: ""}
-        self.c.procs.start(name, argv, env=env, group="controllers")
+        self.c.procs.start(name, argv, group="controllers")
         self.controllers[name] = ctl
         return ctl
 

@@ -52,14 +52,16 @@ async def until_phase(store: Store, phase: str, within: float = 10.0) -> dict[st
         await asyncio.sleep(0.02)
 
 
-async def answer(store: Store, e: dict[str, Any], applied: int = 0) -> None:
-    """Every node of ``e`` answers its phase for v1; ``applied``: the mapping generation it says
-    it holds (0: it says none, as an answer made before the newest mapping would)."""
+async def answer(store: Store, e: dict[str, Any], applied: int | dict[str, int] = 0) -> None:
+    """Every node of ``e`` answers its phase for v1 (or the volumes ``applied`` names);
+    ``applied``: the mapping generation it says it holds (0: it says none, as an answer made before
+    the newest mapping would)."""
+    held = applied if isinstance(applied, dict) else {"v1": applied} if applied else {}
     for n in e["affected_nodes"]:
         rec = {"kind": "ack", "schema_version": 1, "epoch": e["number"], "node": n, "phase": e["phase"],
-               "leader_token": e["leader_token"], "status": "ok", "volumes": ["v1"]}  # fmt: skip
-        if applied:
-            rec["applied"] = {"v1": applied}
+               "leader_token": e["leader_token"], "status": "ok", "volumes": sorted(held or ["v1"])}  # fmt: skip
+        if held:
+            rec["applied"] = held
         await store.put(keys.ack(e["number"], n), rec)
 
 
