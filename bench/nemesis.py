@@ -8,13 +8,17 @@ round, and that every volume converged (online, or failed). A failing seed is pr
 faults and reproduces with ``--seed``. Ends with one line:
 ``schedules=… faults=… acked_writes=… lost_writes=… double_served=… unconverged=…``.
 
-    .venv/bin/python bench/nemesis.py [--schedules 500] [--seed 1] [--faults 3] [--span 6]
+    .venv/bin/python bench/nemesis.py [--schedules 500] [--seed 1] [--faults 3] [--span 6] [--spdk-tgt CMD]
+
+``--spdk-tgt CMD`` runs real spdk_tgt processes (started with the harness's arguments) and writes
+through NVMe/TCP; pulled devices are then ``bdev_aio_delete`` and nodes are not slowed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import sys
 import tempfile
 import time
@@ -23,14 +27,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.nemesis.run import run_schedule
+from tests.support.targets import REAL_ARGS
 
 
 async def run(args: argparse.Namespace) -> None:
     totals = dict.fromkeys(("schedules", "faults", "acked_writes", "lost_writes", "double_served", "unconverged"), 0)
     started = time.monotonic()
+    target = (*shlex.split(args.spdk_tgt), *REAL_ARGS) if args.spdk_tgt else ()
     for seed in range(args.seed, args.seed + args.schedules):
         with tempfile.TemporaryDirectory(prefix="nemesis-") as d:
-            r = await run_schedule(Path(d), seed, faults=args.faults, span=args.span)
+            r = await run_schedule(Path(d), seed, faults=args.faults, span=args.span, target=target)
         v = r.verdict
         totals["schedules"] += 1
         totals["faults"] += len(r.faults)
@@ -51,6 +57,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="first seed")
     parser.add_argument("--faults", type=int, default=3, help="faults per schedule")
     parser.add_argument("--span", type=float, default=6.0, help="seconds over which a schedule's faults start")
+    parser.add_argument("--spdk-tgt", metavar="CMD", help="command that starts a real spdk_tgt (default: simulators)")
     parser.add_argument("--verbose", action="store_true", help="print every schedule, not only failing ones")
     asyncio.run(run(parser.parse_args()))
 

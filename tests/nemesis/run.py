@@ -3,7 +3,9 @@ hosts write versioned blocks to every volume through its export on its owner whi
 runs the schedule; probes ask every node to accept a write for each volume; once the faults have
 healed and the cluster has settled, every block is read back and judged (:mod:`.checker`).
 
-The hosts' transport is the simulator's own wire today (``connect``); it is swappable.
+The hosts' transport is swappable: the simulator's own wire on simulators, NVMe/TCP
+(``tests/support/nvmetcp.py``) on real ``spdk_tgt`` processes (``target``), where a pulled device
+is ``bdev_aio_delete`` and nodes are not slowed (SPDK has no fault injection).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from spdkvirt.spdk.sim import nvme_host
 from spdkvirt.spdk.sim.nvme_wire import OK, ConnectRejected, WireError
 from spdkvirt.store import keys
 from tests.nemesis.checker import History, Verdict, judge
-from tests.nemesis.schedule import Fault, schedule
+from tests.nemesis.schedule import KINDS, Fault, schedule
+from tests.support import nvmetcp
 
 BLOCK = 4096
 BLOCKS = 4  # workload blocks per volume; the probe writes the block after them
@@ -45,6 +48,11 @@ Connect = Callable[[str, int, str], Awaitable[Any]]
 async def sim_connect(address: str, port: int, nqn: str) -> Any:
     hostid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, HOSTNQN))
     return await nvme_host.connect(address, str(port), nqn, HOSTNQN, hostid, limit_s=1.0)
+
+
+async def real_connect(address: str, port: int, nqn: str) -> Any:
+    hostid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, HOSTNQN))
+    return await nvmetcp.connect(address, str(port), nqn, HOSTNQN, hostid, limit_s=1.0)
 
 
 def data(volume: str, block: int, version: int) -> bytes:
@@ -160,7 +168,11 @@ class Run:
     async def fault(self, f: Fault) -> None:
         await asyncio.sleep(max(0.0, f.at - (time.monotonic() - self.started)))
         if f.kind == "device":
-            await self.spdk(f.node, "sim_bdev_fail", {"name": f.device})
+            real = self.c.node(f.node).process
+            if real is not None and real.command:
+                await self.spdk(f.node, "bdev_aio_delete", {"name": f.device})
+            else:
+                await self.spdk(f.node, "sim_bdev_fail", {"name": f.device})
         elif f.kind == "spdk":
             n = self.c.node(f.node)
             assert n.process is not None
@@ -228,10 +240,20 @@ class Run:
 
 
 async def run_schedule(
-    workdir: Path, seed: int, *, volumes: int = 4, faults: int = 3, span: float = 6.0, settle: float = 60.0
+    workdir: Path,
+    seed: int,
+    *,
+    volumes: int = 4,
+    faults: int = 3,
+    span: float = 6.0,
+    settle: float = 60.0,
+    target: tuple[str, ...] = (),
 ) -> Result:
-    """Start a 3-node cluster in ``workdir``, run seed's schedule under load, judge."""
-    async with LocalCluster(workdir, nodes=3, devices=2, device_size=256 << 20, poll_ms=2) as c:
+    """Start a 3-node cluster in ``workdir`` (simulators, or ``target``: the command of a real
+    spdk_tgt), run seed's schedule under load, judge."""
+    connect = real_connect if target else sim_connect
+    kinds = tuple(k for k in KINDS if k != "slow") if target else KINDS
+    async with LocalCluster(workdir, nodes=3, devices=2, device_size=256 << 20, poll_ms=2, target=target) as c:
         await c.wait_ready()
         api = ApiClient(f"unix://{c.api_socket}")
         names_ = [f"v{i}" for i in range(volumes)]
@@ -241,10 +263,10 @@ async def run_schedule(
                 await api.call("export_create", {"volume": n, "protocol": "nvmf", "allow_any_host": True})
         finally:
             await api.close()
-        run = Run(c, names_)
+        run = Run(c, names_, connect)
         await run.settled(30.0)
         devices = [f"{n.node_id}/{d.device_id}" for n in c.members for d in n.devices]
-        plan = schedule(seed, [n.node_id for n in c.members], devices, faults=faults, span=span)
+        plan = schedule(seed, [n.node_id for n in c.members], devices, faults=faults, span=span, kinds=kinds)
         run.started = time.monotonic()
         hosts = [asyncio.create_task(run.writer(n)) for n in names_]
         hosts += [asyncio.create_task(run.prober(n)) for n in names_]

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import spdk_kinds
 from tests.nemesis.run import run_schedule
+from tests.support.targets import REAL_ARGS, real_command
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +23,11 @@ def seeds() -> list[int]:
     return list(range(int(first), int(last or first) + 1))
 
 
+@pytest.mark.parametrize("kind", spdk_kinds())
 @pytest.mark.parametrize("seed", seeds())
-async def test_fault_schedule_keeps_every_acknowledged_write(tmp_path: Path, seed: int) -> None:
-    r = await run_schedule(tmp_path / "c", seed)
+async def test_fault_schedule_keeps_every_acknowledged_write(tmp_path: Path, seed: int, kind: str) -> None:
+    cmd = real_command() if kind != "sim" else None
+    target = (*cmd, *REAL_ARGS) if cmd is not None else ()
+    r = await run_schedule(tmp_path / "c", seed, target=target)
     print(r.show())
     assert r.verdict.ok, r.show()
