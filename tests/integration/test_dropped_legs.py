@@ -9,27 +9,16 @@ elsewhere as a copy. The master runs in-process over a file store holding the re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from spdkvirt.controller.master import SUSPECT_GRACE, Master, MasterConfig, parsers
 from spdkvirt.mirror import Mirror
 from spdkvirt.model.records import Volume
-from spdkvirt.store import Store, keys, open_store
-from tests.integration.test_owner_moves import alive
+from spdkvirt.store import Store, keys
+from tests.integration.conftest import alive
 from tests.unit.model.builders import device, leg, node, volume
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(f"file://{tmp_path / 'db'}")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def status(v: Volume, dropped: str) -> dict[str, object]:

@@ -9,32 +9,17 @@ records a cluster would.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from spdkvirt.controller.master import Master, MasterConfig, parsers
 from spdkvirt.mirror import Mirror
-from spdkvirt.store import Store, keys, open_store
+from spdkvirt.store import Store, keys
+from tests.integration.conftest import alive
 from tests.unit.model.builders import device, leg, node, volume
 
 NODES = ("n1", "n2", "n3")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(f"file://{tmp_path / 'db'}")
-    try:
-        yield s
-    finally:
-        await s.close()
-
-
-def alive(node_id: str) -> dict[str, object]:
-    return {"kind": "alive", "schema_version": 1, "node": node_id, "boot_id": f"{node_id}-boot1", "pid": 1,
-            "since": "2026-12-04T00:00:00Z"}  # fmt: skip
 
 
 @pytest.mark.parametrize(

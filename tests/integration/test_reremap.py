@@ -12,29 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from spdkvirt.controller.master import Master, MasterConfig
 from spdkvirt.model.records import Volume
-from spdkvirt.store import Store, keys, open_store
-from tests.integration.test_owner_moves import alive
+from spdkvirt.store import Store, keys
+from tests.integration.conftest import alive
 from tests.unit.model.builders import device, leg, node, volume
 
 NODES = ("n1", "n2", "n3")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(f"file://{tmp_path / 'db'}")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def epoch(store: Store) -> dict[str, Any] | None:

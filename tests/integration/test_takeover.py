@@ -10,32 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
-
-import pytest
 
 from spdkvirt.controller.master import Master, MasterConfig
 from spdkvirt.model.placement import Capacity
 from spdkvirt.model.records import Volume
 from spdkvirt.model.remap import remap
-from spdkvirt.store import Store, keys, open_store
-from tests.integration.test_owner_moves import alive
+from spdkvirt.store import Store, keys
+from tests.integration.conftest import alive
 from tests.integration.test_reremap import answer, epoch, until_phase
 from tests.unit.model.builders import cluster, device, leg, node, volume
 
 NODES = ("n1", "n2", "n3")
 OLD_TOKEN = 1
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(f"file://{tmp_path / 'db'}")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def test_epoch_half_written_by_a_dead_leader_is_finished_once(store: Store) -> None:
