@@ -18,7 +18,7 @@ import uuid as uuidlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from spdkvirt.api.client import ApiClient
 from spdkvirt.local import LocalCluster
@@ -29,7 +29,7 @@ from spdkvirt.spdk.client import SpdkClient
 from spdkvirt.spdk.errors import SpdkError
 from spdkvirt.spdk.sim import nvme_host
 from spdkvirt.spdk.sim.nvme_wire import OK, ConnectRejected, WireError
-from spdkvirt.store import keys
+from spdkvirt.store import Store, keys
 from tests.nemesis.checker import History, Verdict, judge
 from tests.nemesis.schedule import KINDS, Fault, schedule
 from tests.support import nvmetcp
@@ -78,20 +78,82 @@ class Result:
         return "\n".join(lines)
 
 
+class Nodes(Protocol):
+    """What a run needs of a cluster: its store, where each node serves NVMe/TCP, and faults."""
+
+    store: Store
+    nodes: list[str]
+
+    def endpoint(self, node: str) -> tuple[str, int]: ...
+
+    async def fault(self, f: Fault) -> None:
+        """Cause ``f`` and, for one that heals, undo it after its duration."""
+
+
+class Local:
+    """Faults on a local cluster (one process: the store, controller and agents; SPDK targets
+    of its own)."""
+
+    def __init__(self, c: LocalCluster) -> None:
+        assert c.store is not None
+        self.c = c
+        self.store = c.store
+        self.nodes = [n.node_id for n in c.members]
+
+    def endpoint(self, node: str) -> tuple[str, int]:
+        return self.c.address, self.c.node(node).port
+
+    async def spdk(self, node: str, method: str, params: dict[str, Any]) -> None:
+        with contextlib.suppress(SpdkError, OSError):
+            async with SpdkClient(self.c.node(node).socket) as client:
+                await client.call(method, params)
+
+    async def fault(self, f: Fault) -> None:
+        if f.kind == "device":
+            real = self.c.node(f.node).process
+            method = "bdev_aio_delete" if real is not None and real.command else "sim_bdev_fail"
+            await self.spdk(f.node, method, {"name": f.device})
+        elif f.kind == "spdk":
+            n = self.c.node(f.node)
+            assert n.process is not None
+            n.process.kill()
+            await asyncio.sleep(f.duration)
+            n.process.start()
+            await n.process.ready()
+        elif f.kind == "agent":
+            await self.c.stop_agent(f.node, abandon=True)
+            await asyncio.sleep(f.duration)
+            await self.c.start_agent(f.node)
+        elif f.kind == "controller":
+            await self.c.stop_controller()
+            await asyncio.sleep(f.duration)
+            self.c.start_controller()
+        elif f.kind == "slow":
+            for m in SLOWED:
+                await self.spdk(f.node, "sim_rpc_delay", {"method": m, "ms": SLOW_MS})
+            await asyncio.sleep(f.duration)
+            for m in SLOWED:
+                await self.spdk(f.node, "sim_rpc_delay", {"method": m, "ms": 0})
+        else:
+            raise ValueError(f"a local cluster cannot {f.kind}")
+
+
 class Run:
-    def __init__(self, cluster: LocalCluster, volumes: list[str], connect: Connect = sim_connect) -> None:
-        self.c = cluster
+    def __init__(self, nodes: Nodes, volumes: list[str], connect: Connect = sim_connect) -> None:
+        self.c = nodes
         self.volumes = volumes
         self.connect = connect
         self.history = History()
         self.stop = asyncio.Event()
         self.started = time.monotonic()
-        self.down: set[str] = set()  # nodes whose SPDK is killed now
 
     async def volume(self, name: str) -> Volume | None:
-        assert self.c.store is not None
         kv = await self.c.store.get(keys.volume(name))
         return Volume.of(kv.value) if kv is not None else None
+
+    async def open(self, node: str, name: str, within: float) -> Any:
+        address, port = self.c.endpoint(node)
+        return await asyncio.wait_for(self.connect(address, port, names.volume_nqn(name)), within)
 
     # ---- hosts ---------------------------------------------------------------------------------
     async def writer(self, name: str) -> None:
@@ -103,8 +165,7 @@ class Run:
                 await asyncio.sleep(0.1)
                 continue
             try:
-                conn = await asyncio.wait_for(self.connect(self.c.address, self.c.node(v.owner).port,
-                                                           names.volume_nqn(name)), IO_TIMEOUT)  # fmt: skip
+                conn = await self.open(v.owner, name, IO_TIMEOUT)
             except (ConnectRejected, WireError, OSError, TimeoutError):
                 await asyncio.sleep(0.1)
                 continue
@@ -135,9 +196,7 @@ class Run:
             conn = conns.get(node)
             try:
                 if conn is None:
-                    conn = conns[node] = await asyncio.wait_for(
-                        self.connect(self.c.address, self.c.node(node).port, names.volume_nqn(name)), PROBE_EVERY
-                    )
+                    conn = conns[node] = await self.open(node, name, PROBE_EVERY)
                 status = await asyncio.wait_for(conn.write(1, BLOCKS * BLOCK, bytes(BLOCK)), PROBE_EVERY * 2)
                 return bool(status == OK)
             except (ConnectRejected, WireError, OSError, TimeoutError):
@@ -147,7 +206,7 @@ class Run:
                         await gone.shutdown()
                 return False
 
-        nodes = [n.node_id for n in self.c.members]
+        nodes = self.c.nodes
         try:
             while not self.stop.is_set():
                 at = time.monotonic() - self.started
@@ -160,46 +219,14 @@ class Run:
                     await conn.shutdown()
 
     # ---- the nemesis ---------------------------------------------------------------------------
-    async def spdk(self, node: str, method: str, params: dict[str, Any]) -> None:
-        with contextlib.suppress(SpdkError, OSError):
-            async with SpdkClient(self.c.node(node).socket) as client:
-                await client.call(method, params)
-
     async def fault(self, f: Fault) -> None:
         await asyncio.sleep(max(0.0, f.at - (time.monotonic() - self.started)))
-        if f.kind == "device":
-            real = self.c.node(f.node).process
-            if real is not None and real.command:
-                await self.spdk(f.node, "bdev_aio_delete", {"name": f.device})
-            else:
-                await self.spdk(f.node, "sim_bdev_fail", {"name": f.device})
-        elif f.kind == "spdk":
-            n = self.c.node(f.node)
-            assert n.process is not None
-            n.process.kill()
-            await asyncio.sleep(f.duration)
-            n.process.start()
-            await n.process.ready()
-        elif f.kind == "agent":
-            await self.c.stop_agent(f.node, abandon=True)
-            await asyncio.sleep(f.duration)
-            await self.c.start_agent(f.node)
-        elif f.kind == "controller":
-            await self.c.stop_controller()
-            await asyncio.sleep(f.duration)
-            self.c.start_controller()
-        elif f.kind == "slow":
-            for m in SLOWED:
-                await self.spdk(f.node, "sim_rpc_delay", {"method": m, "ms": SLOW_MS})
-            await asyncio.sleep(f.duration)
-            for m in SLOWED:
-                await self.spdk(f.node, "sim_rpc_delay", {"method": m, "ms": 0})
+        await self.c.fault(f)
 
     # ---- settling and reading back -------------------------------------------------------------
     async def settled(self, within: float) -> dict[str, str]:
         """Each volume's state once no epoch is open and every volume is online or failed (or
         ``within`` has passed)."""
-        assert self.c.store is not None
         end = time.monotonic() + within
         while True:
             vols = {n: await self.volume(n) for n in self.volumes}
@@ -212,6 +239,21 @@ class Run:
                 return {n: s if calm else f"{s} (epoch open)" for n, s in states.items()}
             await asyncio.sleep(0.2)
 
+    async def through(self, seed: int, plan: tuple[Fault, ...], settle: float) -> Result:
+        """Hosts and probes run while the faults of ``plan`` happen; then settle, read back, judge."""
+        self.started = time.monotonic()
+        hosts = [asyncio.create_task(self.writer(n)) for n in self.volumes]
+        hosts += [asyncio.create_task(self.prober(n)) for n in self.volumes]
+        try:
+            await asyncio.gather(*(self.fault(f) for f in plan))
+            await asyncio.sleep(1.0)
+            states = await self.settled(settle)
+        finally:
+            self.stop.set()
+            await asyncio.gather(*hosts, return_exceptions=True)
+        read = await self.read_back(states)
+        return Result(seed, plan, judge(self.history, read, states))
+
     async def read_back(self, states: dict[str, str]) -> dict[tuple[str, int], int | str]:
         out: dict[tuple[str, int], int | str] = {}
         for name in self.volumes:
@@ -219,8 +261,7 @@ class Run:
             if v is None or states.get(name) != "online":
                 continue
             try:
-                conn = await asyncio.wait_for(self.connect(self.c.address, self.c.node(v.owner).port,
-                                                           names.volume_nqn(name)), 5.0)  # fmt: skip
+                conn = await self.open(v.owner, name, 5.0)
             except (ConnectRejected, WireError, OSError, TimeoutError) as e:
                 for b in range(BLOCKS):
                     out[(name, b)] = f"cannot connect to {v.owner}: {e}"
@@ -263,19 +304,8 @@ async def run_schedule(
                 await api.call("export_create", {"volume": n, "protocol": "nvmf", "allow_any_host": True})
         finally:
             await api.close()
-        run = Run(c, names_, connect)
+        run = Run(Local(c), names_, connect)
         await run.settled(30.0)
         devices = [f"{n.node_id}/{d.device_id}" for n in c.members for d in n.devices]
-        plan = schedule(seed, [n.node_id for n in c.members], devices, faults=faults, span=span, kinds=kinds)
-        run.started = time.monotonic()
-        hosts = [asyncio.create_task(run.writer(n)) for n in names_]
-        hosts += [asyncio.create_task(run.prober(n)) for n in names_]
-        try:
-            await asyncio.gather(*(run.fault(f) for f in plan))
-            await asyncio.sleep(1.0)
-            states = await run.settled(settle)
-        finally:
-            run.stop.set()
-            await asyncio.gather(*hosts, return_exceptions=True)
-        read = await run.read_back(states)
-        return Result(seed, plan, judge(run.history, read, states))
+        plan = schedule(seed, run.c.nodes, devices, faults=faults, span=span, kinds=kinds)
+        return await run.through(seed, plan, settle)

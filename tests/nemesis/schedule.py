@@ -12,9 +12,14 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-#: what the nemesis can do: pull a device, SIGKILL a node's SPDK (its agent runs on), kill a
-#: node's agent (its lease runs out), kill the controller, slow a node's SPDK down
+#: what the nemesis can do anywhere: pull a device, SIGKILL a node's SPDK (its agent runs on),
+#: kill a node's agent (its lease runs out), kill the controller, slow a node's SPDK down
 KINDS = ("device", "spdk", "agent", "controller", "slow")
+#: and with a node per network namespace and etcd of 3 members: cut a node off the network, cut it
+#: from etcd only, cut an owner from the node of one of its legs, kill an etcd member
+NAMESPACED = (*KINDS, "partition", "etcd_cut", "leg_cut", "etcd")
+#: faults of the whole cluster, not of one node
+CLUSTER_WIDE = ("controller", "etcd")
 
 
 @dataclass(frozen=True)
@@ -39,13 +44,15 @@ def schedule(
     span: float = 8.0,
     overlap: int = 1,
     kinds: Sequence[str] = KINDS,
+    etcd_members: int = 3,
 ) -> tuple[Fault, ...]:
     """``faults`` faults within ``span`` seconds, in time order. ``devices``: "node/device" ids;
-    each is pulled at most once."""
+    each is pulled at most once. At most one etcd member is down at a time (its quorum stays)."""
     rng = random.Random(seed)
     out: list[Fault] = []
     pulled: set[str] = set()
     busy: list[tuple[float, float]] = []  # node faults under way: (start, end)
+    etcd_down: list[tuple[float, float]] = []
     for _ in range(faults):
         for _attempt in range(20):
             kind = rng.choice(list(kinds))
@@ -62,6 +69,12 @@ def schedule(
                 break
             if kind == "controller":
                 out.append(Fault(at, kind, duration=duration))
+                break
+            if kind == "etcd":
+                if any(s <= at + duration and at <= e for s, e in etcd_down):
+                    continue
+                etcd_down.append((at, at + duration))
+                out.append(Fault(at, kind, f"etcd{rng.randrange(etcd_members)}", duration=duration))
                 break
             if sum(1 for s, e in busy if s <= at + duration and at <= e) >= overlap:
                 continue

@@ -17,8 +17,8 @@ from tests.support.targets import REAL_ARGS, real_command
 pytestmark = pytest.mark.slow
 
 
-def seeds() -> list[int]:
-    spec = os.environ.get("SPDKVIRT_NEMESIS_SEEDS", "1-4")
+def seeds(default: str = "1-4") -> list[int]:
+    spec = os.environ.get("SPDKVIRT_NEMESIS_SEEDS", default)
     first, _, last = spec.partition("-")
     return list(range(int(first), int(last or first) + 1))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.nemesis.schedule import KINDS, schedule
+from tests.nemesis.schedule import CLUSTER_WIDE, KINDS, NAMESPACED, schedule
 
 NODES = ("n1", "n2", "n3")
 DEVICES = tuple(f"{n}/{n}d{k}" for n in NODES for k in (1, 2))
@@ -17,11 +17,16 @@ def test_a_seed_reproduces_and_keeps_the_rules(seed: int) -> None:
     assert list(faults) == sorted(faults, key=lambda f: f.at)
     pulled = [f"{f.node}/{f.device}" for f in faults if f.kind == "device"]
     assert len(pulled) == len(set(pulled)) and set(pulled) <= set(DEVICES)
-    node_faults = [f for f in faults if f.kind in ("spdk", "agent", "slow")]
-    for f in node_faults:
-        during = [g for g in node_faults if g is not f and g.at <= f.at + f.duration and f.at <= g.at + g.duration]
-        assert not during, f"{f} overlaps {during}"
+    node_faults = [f for f in faults if f.kind not in (*CLUSTER_WIDE, "device")]
+    etcd = [f for f in faults if f.kind == "etcd"]
+    for group in (node_faults, etcd):
+        for f in group:
+            during = [g for g in group if g is not f and g.at <= f.at + f.duration and f.at <= g.at + g.duration]
+            assert not during, f"{f} overlaps {during}"
     assert all(f.kind in KINDS and 0 <= f.at <= 8.0 for f in faults)
+    wide = schedule(seed, NODES, DEVICES, faults=6, kinds=NAMESPACED)
+    assert all(f.kind in NAMESPACED for f in wide)
+    assert all(f.node in ("etcd0", "etcd1", "etcd2") for f in wide if f.kind == "etcd")
 
 
 def test_seeds_differ() -> None:
@@ -31,6 +36,8 @@ def test_seeds_differ() -> None:
 def test_every_kind_comes_up() -> None:
     kinds = {f.kind for s in range(1, 60) for f in schedule(s, NODES, DEVICES)}
     assert kinds == set(KINDS)
+    kinds = {f.kind for s in range(1, 90) for f in schedule(s, NODES, DEVICES, kinds=NAMESPACED)}
+    assert kinds == set(NAMESPACED)
 
 
 def test_kinds_can_be_chosen() -> None:
