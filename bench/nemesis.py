@@ -6,8 +6,9 @@ live agent, agent kills, controller kills, slow nodes), lets it settle, reads ev
 checks that no acknowledged write is lost, that no volume accepted writes on two nodes in one probe
 round, and that every volume converged (online, or failed). A failing seed is printed with its
 faults and reproduces with ``--seed``. Ends with one line:
-``schedules=… faults=… acked_writes=… lost_writes=… double_served=… unconverged=… errors=…``
-(errors: schedules the harness could not carry out, such as a target that did not start again).
+``schedules=… faults=… at_steps=… acked_writes=… lost_writes=… double_served=… unconverged=… errors=…``
+(at_steps: controller kills that came at the protocol step they were scheduled for; errors:
+schedules the harness could not carry out, such as a target that did not start again).
 Run one at a time on a machine: local clusters take free ports as they start, and two running at
 once can take a port the other's killed target is about to listen on again.
 
@@ -34,7 +35,8 @@ from tests.support.targets import REAL_ARGS
 
 
 async def run(args: argparse.Namespace) -> None:
-    totals = dict.fromkeys(("schedules", "faults", "acked_writes", "lost_writes", "double_served", "unconverged"), 0)
+    counts = ("schedules", "faults", "at_steps", "acked_writes", "lost_writes", "double_served", "unconverged")
+    totals = dict.fromkeys(counts, 0)
     started = time.monotonic()
     errors = 0
     target = (*shlex.split(args.spdk_tgt), *REAL_ARGS) if args.spdk_tgt else ()
@@ -49,6 +51,7 @@ async def run(args: argparse.Namespace) -> None:
         v = r.verdict
         totals["schedules"] += 1
         totals["faults"] += len(r.faults)
+        totals["at_steps"] += r.at_steps
         totals["acked_writes"] += v.acked_writes
         totals["lost_writes"] += len(v.lost)
         totals["double_served"] += len(v.double_served)

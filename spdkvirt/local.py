@@ -268,7 +268,11 @@ class LocalCluster:
         async with ApiServer(dispatcher, unix_path=self.api_socket):
             await master.run()
 
-    async def stop_controller(self) -> None:
+    async def stop_controller(self, *, crash: bool = False) -> None:
+        """Stop the controller; ``crash``: as if its process died (its leader lease runs out by
+        itself rather than being revoked)."""
+        if crash and self.current is not None and self.current.lease is not None:
+            self.current.lease.abandon()
         if self.controller is not None:
             self.controller.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

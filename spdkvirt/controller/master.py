@@ -34,7 +34,7 @@ from spdkvirt.model import epoch as ep
 from spdkvirt.model.placement import Capacity
 from spdkvirt.model.records import Device, Epoch, Node, Volume, now
 from spdkvirt.model.remap import ClusterView, Remap, promote, remap
-from spdkvirt.store import Compare, Delete, Leadership, LeadershipLost, Put, Store, StoreError, keys
+from spdkvirt.store import Compare, Delete, Leadership, LeadershipLost, Lease, Put, Store, StoreError, keys
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class Master:
         self.cfg = cfg
         self.mirror: Mirror | None = None
         self.leadership: Leadership | None = None
+        self.lease: Lease | None = None  # the lease of the current campaign
         self.epochs_run = 0
         self.suspect_since: dict[str, dict[str, float]] = {}
         self.wake_at = 0.0  # when a pending suspect settles: look again then
@@ -89,7 +90,7 @@ class Master:
     async def run(self) -> None:
         """Campaign and lead, again and again, until cancelled."""
         while True:
-            lease = await self.store.grant_lease(self.cfg.lease_ttl)
+            self.lease = lease = await self.store.grant_lease(self.cfg.lease_ttl)
             try:
                 leadership = await self.store.election(self.cfg.election).campaign(self.cfg.holder, lease)
                 log.info("%s leads (token %d)", self.cfg.holder, leadership.token)

@@ -25,6 +25,7 @@ class Lease:
         self._backend = backend
         self._task: asyncio.Task[None] | None = None
         self._renewed = time.monotonic()
+        self._abandoned = False
 
     def __repr__(self) -> str:
         return f"Lease({self.id:016x}, ttl={self.ttl})"
@@ -79,12 +80,16 @@ class Lease:
         return task
 
     def abandon(self) -> None:
-        """Stop renewing without revoking, as if this process had died: the lease runs out by itself."""
+        """Stop renewing without revoking, as if this process had died: the lease runs out by
+        itself, and a later :meth:`revoke` does nothing."""
+        self._abandoned = True
         self._stop()
 
     async def revoke(self) -> None:
-        """End the lease now; its keys are deleted. Does nothing if it is already gone."""
+        """End the lease now; its keys are deleted. Does nothing if it is already gone or abandoned."""
         task = self._stop()
+        if self._abandoned:
+            return
         if task is not None:
             await asyncio.wait({task})
         with contextlib.suppress(LeaseNotFound):

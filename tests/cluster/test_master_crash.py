@@ -18,7 +18,6 @@ import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -26,6 +25,7 @@ import pytest_asyncio
 from spdkvirt.store import keys
 from tests.cluster.cluster_ops import Ops, until
 from tests.cluster.harness import Cluster, ClusterEnv, MiB
+from tests.support.steps import reach, until_answered
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -165,23 +165,10 @@ async def kill_at(ops: Ops, name: str, point: str, since: int, watching: asyncio
     ``point`` (as the store shows it), wait there if the point says so, then SIGKILL it."""
     phase, _, when = point.partition(":")
     store = await ops.store()
-    epoch: dict[str, Any] = {}
-    async with await store.watch(keys.ROOT) as w:
-        watching.set()
-        async for ev in w:
-            value = ev.value if isinstance(ev.value, dict) else {}
-            if value.get("kind") == "epoch" and value["number"] > since and value["phase"] == phase:
-                epoch = value
-                break
+    epoch = await reach(store, phase, since, watching)
     ops.c.procs.kill(name, signal.SIGSTOP)
     if when == "after_acks":
-
-        async def answered() -> bool:
-            acks = [kv.value for kv in (await store.range(keys.acks(epoch["number"]))).kvs]
-            said = {a["node"] for a in acks if a["phase"] == phase and a["leader_token"] == epoch["leader_token"]}
-            return set(epoch["affected_nodes"]) <= said
-
-        await until(answered, within=20, what=f"every node answers {phase} of epoch {epoch['number']}")
+        assert await until_answered(store, epoch, phase, 20), f"every node answers {phase} of epoch {epoch['number']}"
     ops.c.procs.kill(name, signal.SIGKILL)
 
 

@@ -15,8 +15,9 @@ from spdkvirt.model.records import Volume
 from spdkvirt.spdk.errors import SpdkError
 from spdkvirt.store import Store, keys
 from tests.cluster.cluster_ops import Ops
-from tests.nemesis.run import SLOW_MS, SLOWED, Result, Run, real_connect, sim_connect
+from tests.nemesis.run import SLOW_MS, SLOWED, STEP_WAIT, Result, Run, real_connect, sim_connect
 from tests.nemesis.schedule import NAMESPACED, Fault, schedule
+from tests.support.steps import at_point
 
 MiB = 1 << 20
 
@@ -44,13 +45,14 @@ class Namespaced:
         with contextlib.suppress(SpdkError, OSError):
             await self.ops.spdk_call(node, method, params)
 
-    async def fault(self, f: Fault) -> None:
+    async def fault(self, f: Fault) -> bool:
         c, ops = self.c, self.ops
         if f.kind == "device":
             with contextlib.suppress(SpdkError, OSError):
                 await ops.fail_device(f.node, f.device)
-            return
+            return True
         undo = None
+        reached = True
         if f.kind == "spdk":
             c.stop_sim(f.node)
             undo = lambda: asyncio.to_thread(c.restart_sim, f.node)  # noqa: E731
@@ -60,10 +62,14 @@ class Namespaced:
             async def undo() -> None:
                 ops.start_agents([f.node])
         elif f.kind == "controller":
-            c.procs.kill(self.controller, signal.SIGKILL)
+            reached = not f.step or await at_point(self.store, f.step, STEP_WAIT)
+            killed = self.controller
+            with contextlib.suppress(ProcessLookupError):
+                c.procs.kill(killed, signal.SIGKILL)
 
             async def undo() -> None:
-                self.start_controller()
+                if self.controller == killed:  # not started again by an overlapping fault
+                    self.start_controller()
         elif f.kind == "slow":
             for m in SLOWED:
                 await self.spdk(f.node, "sim_rpc_delay", {"method": m, "ms": SLOW_MS})
@@ -95,6 +101,7 @@ class Namespaced:
             raise ValueError(f"unknown fault {f.kind}")
         await asyncio.sleep(f.duration)
         await undo()
+        return reached
 
     async def owner_and_leg(self, node: str) -> tuple[str, str]:
         """A volume owned by ``node`` (or any) and another node holding one of its legs."""

@@ -33,6 +33,7 @@ from spdkvirt.store import Store, keys
 from tests.nemesis.checker import History, Verdict, judge
 from tests.nemesis.schedule import KINDS, Fault, schedule
 from tests.support import nvmetcp
+from tests.support.steps import at_point
 
 BLOCK = 4096
 BLOCKS = 4  # workload blocks per volume; the probe writes the block after them
@@ -41,6 +42,7 @@ IO_TIMEOUT = 2.0
 PROBE_EVERY = 0.25
 SLOW_MS = 300
 SLOWED = (*(m for m, _ in QUERIES), "bdev_error_inject_error", "bdev_error_resume_pending")
+STEP_WAIT = 8.0  # a controller fault at a step kills it anyway if no epoch reaches the step in this time
 
 Connect = Callable[[str, int, str], Awaitable[Any]]
 
@@ -68,11 +70,17 @@ class Result:
     seed: int
     faults: tuple[Fault, ...]
     verdict: Verdict
+    missed: tuple[Fault, ...] = ()  # faults at a step that no epoch reached in time
+
+    @property
+    def at_steps(self) -> int:
+        """Controller kills that came at the protocol step they were scheduled for."""
+        return sum(1 for f in self.faults if f.step and f not in self.missed)
 
     def show(self) -> str:
         v = self.verdict
         lines = [f"seed {self.seed}: {'ok' if v.ok else 'FAILED'}, {v.acked_writes} acked writes"]
-        lines += [f"  fault {f}" for f in self.faults]
+        lines += [f"  fault {f}{' (step not reached)' if f in self.missed else ''}" for f in self.faults]
         lines += [f"  lost: {x}" for x in v.lost] + [f"  double: {x}" for x in v.double_served]
         lines += [f"  unconverged: {x}" for x in v.unconverged]
         return "\n".join(lines)
@@ -86,8 +94,9 @@ class Nodes(Protocol):
 
     def endpoint(self, node: str) -> tuple[str, int]: ...
 
-    async def fault(self, f: Fault) -> None:
-        """Cause ``f`` and, for one that heals, undo it after its duration."""
+    async def fault(self, f: Fault) -> bool:
+        """Cause ``f`` and, for one that heals, undo it after its duration; False if ``f`` names
+        a protocol step that no epoch reached in time (the kill then came at the timeout)."""
 
 
 class Local:
@@ -108,7 +117,8 @@ class Local:
             async with SpdkClient(self.c.node(node).socket) as client:
                 await client.call(method, params)
 
-    async def fault(self, f: Fault) -> None:
+    async def fault(self, f: Fault) -> bool:
+        reached = True
         if f.kind == "device":
             real = self.c.node(f.node).process
             method = "bdev_aio_delete" if real is not None and real.command else "sim_bdev_fail"
@@ -125,9 +135,12 @@ class Local:
             await asyncio.sleep(f.duration)
             await self.c.start_agent(f.node)
         elif f.kind == "controller":
-            await self.c.stop_controller()
+            reached = not f.step or await at_point(self.store, f.step, STEP_WAIT)
+            killed = self.c.master()
+            await self.c.stop_controller(crash=True)
             await asyncio.sleep(f.duration)
-            self.c.start_controller()
+            if self.c.master() is None and killed is not None:  # not started again by an overlapping fault
+                self.c.start_controller()
         elif f.kind == "slow":
             for m in SLOWED:
                 await self.spdk(f.node, "sim_rpc_delay", {"method": m, "ms": SLOW_MS})
@@ -136,6 +149,7 @@ class Local:
                 await self.spdk(f.node, "sim_rpc_delay", {"method": m, "ms": 0})
         else:
             raise ValueError(f"a local cluster cannot {f.kind}")
+        return reached
 
 
 class Run:
@@ -144,6 +158,7 @@ class Run:
         self.volumes = volumes
         self.connect = connect
         self.history = History()
+        self.missed: list[Fault] = []
         self.stop = asyncio.Event()
         self.started = time.monotonic()
 
@@ -221,7 +236,8 @@ class Run:
     # ---- the nemesis ---------------------------------------------------------------------------
     async def fault(self, f: Fault) -> None:
         await asyncio.sleep(max(0.0, f.at - (time.monotonic() - self.started)))
-        await self.c.fault(f)
+        if not await self.c.fault(f):
+            self.missed.append(f)
 
     # ---- settling and reading back -------------------------------------------------------------
     async def settled(self, within: float) -> dict[str, str]:
@@ -252,7 +268,7 @@ class Run:
             self.stop.set()
             await asyncio.gather(*hosts, return_exceptions=True)
         read = await self.read_back(states)
-        return Result(seed, plan, judge(self.history, read, states))
+        return Result(seed, plan, judge(self.history, read, states), tuple(self.missed))
 
     async def read_back(self, states: dict[str, str]) -> dict[tuple[str, int], int | str]:
         out: dict[tuple[str, int], int | str] = {}

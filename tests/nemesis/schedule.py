@@ -4,6 +4,8 @@
 failing seed reproduces. A fault starts ``at`` seconds into the run and, for those that heal
 (a killed SPDK, agent or controller comes back), lasts ``duration`` seconds. A pulled device
 stays failed. Faults are spread so that at most ``overlap`` node faults are under way at once.
+A controller is killed at ``at`` or, where its fault names a ``step``, at the first protocol step
+of that kind from ``at`` on (an epoch's phase written, or answered by every node it names).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from tests.support.steps import POINTS
 
 #: what the nemesis can do anywhere: pull a device, SIGKILL a node's SPDK (its agent runs on),
 #: kill a node's agent (its lease runs out), kill the controller, slow a node's SPDK down
@@ -29,10 +33,12 @@ class Fault:
     node: str = ""
     device: str = ""
     duration: float = 0.0
+    step: str = ""  # controller faults: kill at this protocol step (tests/support/steps.py), "" at once
 
     def __str__(self) -> str:
         where = "/".join(x for x in (self.node, self.device) if x)
-        return f"{self.at:.1f}s {self.kind}{' ' + where if where else ''} for {self.duration:.1f}s"
+        step = f" at {self.step}" if self.step else ""
+        return f"{self.at:.1f}s {self.kind}{' ' + where if where else ''}{step} for {self.duration:.1f}s"
 
 
 def schedule(
@@ -68,7 +74,7 @@ def schedule(
                 out.append(Fault(at, kind, node, device))
                 break
             if kind == "controller":
-                out.append(Fault(at, kind, duration=duration))
+                out.append(Fault(at, kind, duration=duration, step=rng.choice(("", *POINTS))))
                 break
             if kind == "etcd":
                 if any(s <= at + duration and at <= e for s, e in etcd_down):

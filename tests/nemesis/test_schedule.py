@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.nemesis.schedule import CLUSTER_WIDE, KINDS, NAMESPACED, schedule
+from tests.support.steps import POINTS
 
 NODES = ("n1", "n2", "n3")
 DEVICES = tuple(f"{n}/{n}d{k}" for n in NODES for k in (1, 2))
@@ -42,3 +43,9 @@ def test_every_kind_comes_up() -> None:
 
 def test_kinds_can_be_chosen() -> None:
     assert {f.kind for s in range(1, 20) for f in schedule(s, NODES, DEVICES, kinds=("device",))} == {"device"}
+
+
+def test_controllers_are_killed_at_every_step() -> None:
+    faults = [f for s in range(1, 200) for f in schedule(s, NODES, DEVICES)]
+    assert {f.step for f in faults if f.kind == "controller"} == {"", *POINTS}
+    assert all(not f.step for f in faults if f.kind != "controller")

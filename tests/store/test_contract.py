@@ -306,6 +306,18 @@ async def test_lease_expiry_keepalive_and_revoke(store: Store) -> None:
         await kept.keepalive_once()
 
 
+async def test_an_abandoned_lease_runs_out_by_itself(store: Store) -> None:
+    # a process that dies revokes nothing: whatever its code would still do on the way out
+    lease = await store.grant_lease(1)
+    await store.put(N1, records.node("n1"), lease=lease)
+    async with await store.watch(N1, prefix=False) as w:
+        lease.abandon()
+        await lease.revoke()
+        assert await store.get(N1) is not None
+        ev = (await collect(w, 1, within=5))[0]
+    assert ev.kind is EventKind.DELETE
+
+
 async def test_election_campaign_resign_observe(store: Store) -> None:
     election = store.election("master")
     seen: list[Any] = []
