@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import random
 import signal
+from collections import defaultdict
 
 from spdkvirt.model.records import Volume
 from spdkvirt.spdk.errors import SpdkError
@@ -31,6 +32,7 @@ class Namespaced:
         self.controller = ""
         self.started = 0
         self.rng = random.Random(0)
+        self.busy: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def endpoint(self, node: str) -> tuple[str, int]:
         return self.c.net.address(node), 4420
@@ -46,6 +48,11 @@ class Namespaced:
             await self.ops.spdk_call(node, method, params)
 
     async def fault(self, f: Fault) -> bool:
+        # one fault at a time on a node: the one before is undone (a restarted target is ready)
+        async with self.busy[f.node] if f.node else contextlib.nullcontext():
+            return await self._fault(f)
+
+    async def _fault(self, f: Fault) -> bool:
         c, ops = self.c, self.ops
         if f.kind == "device":
             with contextlib.suppress(SpdkError, OSError):

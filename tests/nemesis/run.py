@@ -15,6 +15,7 @@ import contextlib
 import struct
 import time
 import uuid as uuidlib
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,7 @@ class Local:
         self.c = c
         self.store = c.store
         self.nodes = [n.node_id for n in c.members]
+        self.busy: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def endpoint(self, node: str) -> tuple[str, int]:
         return self.c.address, self.c.node(node).port
@@ -118,6 +120,11 @@ class Local:
                 await client.call(method, params)
 
     async def fault(self, f: Fault) -> bool:
+        # one fault at a time on a node: the one before is undone (a restarted target is ready)
+        async with self.busy[f.node] if f.node else contextlib.nullcontext():
+            return await self._fault(f)
+
+    async def _fault(self, f: Fault) -> bool:
         reached = True
         if f.kind == "device":
             real = self.c.node(f.node).process
