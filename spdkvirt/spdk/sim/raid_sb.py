@@ -15,6 +15,7 @@ import uuid as uuidlib
 from dataclasses import dataclass, field, replace
 
 from .bdev import Bdev
+from .crc import crc32c
 from .errors import EINVAL, EIO, RpcError
 
 SIGNATURE = b"SPDKRAID"
@@ -42,26 +43,6 @@ _HEADER = struct.Struct("<8sHHIII16s64sQIIIIQB118sB")
 # uuid, data_offset, data_size, state, flags, slot, reserved
 _ENTRY = struct.Struct("<16sQQIIB23s")
 assert _HEADER.size == HEADER_SIZE and _ENTRY.size == ENTRY_SIZE
-
-
-def _crc32c_table() -> list[int]:
-    table = []
-    for i in range(256):
-        crc = i
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_CRC_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes, crc: int = 0) -> int:
-    """Plain crc32c update (no pre/post inversion), as the superblock checksum uses it."""
-    for b in data:
-        crc = _CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc
 
 
 @dataclass
