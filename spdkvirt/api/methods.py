@@ -65,12 +65,16 @@ _API_VOLUME_STATES = ("healthy", "degraded", "rebuilding", "failed", "creating",
 
 
 def volume_view(
-    record: Mapping[str, Any], export_ids: list[str], status: Mapping[str, Any] | None = None
+    record: Mapping[str, Any], export_ids: list[str], status: Mapping[str, Any] | None, *, alive: frozenset[str]
 ) -> JsonObject:
-    """A volume record as the API shows it; ``status``: what its owner last reported of it (status record)."""
+    """A volume record as the API shows it; ``status``: what its owner last reported of it (status
+    record); ``alive``: the nodes that hold their liveness. A volume with a copy on any other node
+    is not healthy, whatever its record says yet (degraded)."""
     legs = list(record.get("legs", ()))
     state = str(record.get("state", "healthy"))
     state = "healthy" if state == "online" else state
+    if state == "healthy" and any(leg.get("node") not in alive for leg in legs):
+        state = "degraded"
     rebuild = (status or {}).get("rebuild")
     percent = float(rebuild["percent"]) if rebuild is not None else None
     rebuilding = rebuild is not None or any(leg.get("state") == "rebuilding" for leg in legs)
@@ -183,8 +187,9 @@ class StoreReadSide:
     async def volume_list(self, params: Params) -> list[JsonObject]:
         exports = await self._export_ids()
         status = {s["volume"]: s for s in await self._values(keys.prefix("status"))}
+        alive = await self._alive()
         return [
-            volume_view(v, exports.get(v["name"], []), status.get(v["name"]))
+            volume_view(v, exports.get(v["name"], []), status.get(v["name"]), alive=alive)
             for v in await self._values(keys.prefix("volume"))
         ]
 
@@ -195,12 +200,17 @@ class StoreReadSide:
             raise NotFound.of("volume", name)
         exports = await self._export_ids(name)
         status = await self.store.get(keys.status(name))
-        return volume_view(kv.value, exports.get(name, []), status.value if status is not None else None)
+        shown = status.value if status is not None else None
+        return volume_view(kv.value, exports.get(name, []), shown, alive=await self._alive())
+
+    async def _alive(self) -> frozenset[str]:
+        """The nodes that hold their liveness."""
+        return frozenset(a["node"] for a in await self._values(keys.prefix("alive")))
 
     async def export_list(self, params: Params) -> list[JsonObject]:
         exports = await self._values(keys.exports(params.get("volume")))
         status = {s["volume"]: s for s in await self._values(keys.prefix("status"))}
-        alive = {a["node"] for a in await self._values(keys.prefix("alive"))}
+        alive = await self._alive()
         return [export_view(e, status.get(e["volume"]), e["node"] in alive) for e in exports]
 
     async def _legs_per_device(self) -> Counter[tuple[str, str]]:
@@ -209,7 +219,7 @@ class StoreReadSide:
 
     async def node_list(self, params: Params) -> list[JsonObject]:
         devices = Counter(d["node"] for d in await self._values(keys.devices()))
-        alive = {a["node"] for a in await self._values(keys.prefix("alive"))}
+        alive = await self._alive()
         return [
             {
                 "node_id": n["node_id"],

@@ -58,6 +58,7 @@ GROUP_HELP = {
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_PENDING = 4  # done as asked so far, but still under way (a volume still creating)
 _CLEAR = "\x1b[H\x1b[2J"
 
 
@@ -143,7 +144,11 @@ def volume_create(t: Target, a: argparse.Namespace, out: TextIO) -> Any:
     placement = {k: v for k, v in (("nodes", a.node), ("exclude_nodes", a.exclude_node)) if v}
     if placement:
         params["placement"] = placement
-    return t.call("volume_create", _key(a, params)), _show_volume
+    vol = t.call("volume_create", _key(a, params))
+    pending = ""
+    if vol.get("state") == "creating":
+        pending = f"volume {a.name} is still creating: `spdkvirt volume show {a.name} --watch` follows it"
+    return vol, _show_volume, pending
 
 
 def volume_list(t: Target, a: argparse.Namespace, out: TextIO) -> Any:
@@ -260,12 +265,16 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         return EXIT_UNREACHABLE
     except KeyboardInterrupt:
         return 130
-    if done is not None:
-        result, show = done
-        if args.json:
-            output.print_json(result, out)
-        else:
-            print(show(result), file=out)
+    if done is None:
+        return 0
+    result, show, *pending = done  # an action may add why its work is still under way
+    if args.json:
+        output.print_json(result, out)
+    else:
+        print(show(result), file=out)
+    if pending and pending[0]:
+        print(pending[0], file=err)
+        return EXIT_PENDING
     return 0
 
 

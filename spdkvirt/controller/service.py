@@ -79,7 +79,7 @@ class VolumeService:
             raise NotFound.of("volume", name)
         status = m.statuses().get(name)
         exports = [e["export_id"] for e in self._exports(name)]
-        return volume_view(entry.record, exports, status)
+        return volume_view(entry.record, exports, status, alive=m.cluster().alive)
 
     # ---- volumes ---------------------------------------------------------------------------
     async def volume_create(self, params: Params) -> JsonObject:

@@ -186,3 +186,11 @@ def test_watch_redraws_until_the_rebuild_ends(cluster: Cluster, capsys: pytest.C
     assert code == 0
     assert progress_bar(10.0) in out and progress_bar(40.0) in out and progress_bar(80.0) in out
     assert out.count("name:") == 4
+
+
+def test_a_volume_still_creating_says_so_and_exits_4(cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
+    w = str(cluster.workdir)
+    cluster.fake.result_override = cluster.fake._volume("v1", 64 << 20, 2) | {"state": "creating"}
+    code, out, err = cli(capsys, "--workdir", w, "volume", "create", "v1", "--size", "64MiB")
+    assert code == api_cmds.EXIT_PENDING == 4
+    assert "creating" in out and "still creating" in err and "volume show v1 --watch" in err

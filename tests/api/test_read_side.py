@@ -33,7 +33,8 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
                 "v1", legs=[records.leg("l0", "n1", "d1"), records.leg("l1", "n2", "d1", state="rebuilding")]
             ),
             records.status("v1", rebuild={"leg": "l1", "percent": 42}),
-            records.volume("v2"),
+            records.volume("v2"),  # a copy on n2, which holds no liveness
+            records.volume("v3", redundancy=1, legs=[records.leg("l0", "n1", "d1")]),
             records.export_nvmf("v1", "e1"),
             records.export_iscsi("v2", "e2"),
             records.epoch(1, phase="done"),
@@ -61,7 +62,8 @@ async def test_volumes(reads: Dispatcher) -> None:
     vols = {v["name"]: v for v in await call(reads, "volume_list")}
     assert vols["v1"]["state"] == "rebuilding" and vols["v1"]["rebuild_percent"] == 42.0
     assert vols["v1"]["exports"] == ["e1"]
-    assert vols["v2"]["state"] == "healthy" and "rebuild_percent" not in vols["v2"]
+    assert vols["v2"]["state"] == "degraded" and "rebuild_percent" not in vols["v2"]  # its copy on n2
+    assert vols["v3"]["state"] == "healthy"
     assert await call(reads, "volume_get", {"name": "v1"}) == vols["v1"]
     out = await reads.handle(request("volume_get", {"name": "v9"}))
     assert out["error"]["code"] == errors.NotFound.CODE
@@ -79,7 +81,7 @@ async def test_nodes_devices_exports(reads: Dispatcher) -> None:
             "state": "available",
             "size_bytes": 1 << 30,
             "free_bytes": 5,
-            "legs": 2,
+            "legs": 3,
         }
     ]
     assert [e["export_id"] for e in await call(reads, "export_list")] == ["e1", "e2"]
@@ -89,7 +91,8 @@ async def test_nodes_devices_exports(reads: Dispatcher) -> None:
 async def test_cluster_status_and_epochs(reads: Dispatcher) -> None:
     status = await call(reads, "cluster_status")
     assert status["nodes"] == {"up": 1, "down": 1}
-    assert status["volumes"]["rebuilding"] == 1 and status["volumes"]["healthy"] == 1
+    assert status["volumes"]["rebuilding"] == 1 and status["volumes"]["degraded"] == 1
+    assert status["volumes"]["healthy"] == 1
     assert status["leader"]["holder"] == "n1/1" and status["epoch"] == 2
     assert [e["number"] for e in await call(reads, "epoch_list")] == [2, 1]
     assert [e["number"] for e in await call(reads, "epoch_list", {"limit": 1})] == [2]
